@@ -1,0 +1,235 @@
+"""What every driver implements: :class:`Connection` and :class:`Domain`.
+
+A missing operation raises :class:`~drivers.errors.NotSupported`; callers ask
+:attr:`Connection.capabilities` first instead of catching it.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+from collections.abc import AsyncIterator
+from types import TracebackType
+
+from drivers.model import (
+    ConnectionClosedEvent,
+    DomainInfo,
+    DomainState,
+    DomainSummary,
+    Event,
+    HostInfo,
+    StateReason,
+)
+
+
+class Domain(abc.ABC):
+    """A handle on one domain of a connection.
+
+    A handle stays valid while the domain exists; after ``undefine`` of an inactive
+    domain every call raises :class:`~drivers.errors.NoSuchDomain`.
+    """
+
+    @property
+    @abc.abstractmethod
+    def name(self) -> str: ...
+
+    @property
+    @abc.abstractmethod
+    def uuid(self) -> str: ...
+
+    @abc.abstractmethod
+    async def start(self, paused: bool = False) -> None:
+        """Boot an inactive domain; returns when it runs (or is paused, if asked)."""
+
+    @abc.abstractmethod
+    async def shutdown(self) -> None:
+        """Ask the guest to power off (ACPI power button); returns at once."""
+
+    @abc.abstractmethod
+    async def reboot(self) -> None:
+        """Ask the guest to reboot (ACPI power button, then a fake reboot)."""
+
+    @abc.abstractmethod
+    async def reset(self) -> None:
+        """Reset the virtual hardware at once, like pressing the reset button."""
+
+    @abc.abstractmethod
+    async def suspend(self) -> None:
+        """Pause the vCPUs."""
+
+    @abc.abstractmethod
+    async def resume(self) -> None:
+        """Continue paused vCPUs."""
+
+    @abc.abstractmethod
+    async def destroy(self) -> None:
+        """Stop the domain at once, like pulling the power plug."""
+
+    @abc.abstractmethod
+    async def undefine(self) -> None:
+        """Remove the persistent definition (a running domain becomes transient)."""
+
+    @abc.abstractmethod
+    async def state(self) -> tuple[DomainState, StateReason]:
+        """The current state and its reason."""
+
+    @abc.abstractmethod
+    async def info(self) -> DomainInfo:
+        """State, memory, vCPUs and CPU time."""
+
+    @abc.abstractmethod
+    async def xml(self, inactive: bool = False) -> str:
+        """The live definition, or with ``inactive`` the one the next boot uses."""
+
+    @abc.abstractmethod
+    async def id(self) -> int | None:
+        """The runtime id of an active domain; None when it is shut off."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name} {self.uuid}>"
+
+
+class Connection(abc.ABC):
+    """An open connection to one hypervisor driver."""
+
+    @property
+    @abc.abstractmethod
+    def uri(self) -> str: ...
+
+    @abc.abstractmethod
+    async def list_domains(self) -> list[Domain]:
+        """Every domain, active and inactive, in name order."""
+
+    @abc.abstractmethod
+    async def list_summaries(self) -> list[DomainSummary]:
+        """Every domain with its id and state, in name order (one call, for tables)."""
+
+    @abc.abstractmethod
+    async def lookup(self, name: str) -> Domain:
+        """The domain called ``name``; raises NoSuchDomain."""
+
+    @abc.abstractmethod
+    async def lookup_by_uuid(self, uuid: str) -> Domain:
+        """The domain with ``uuid``; raises NoSuchDomain."""
+
+    @abc.abstractmethod
+    async def define_xml(self, xml: str) -> Domain:
+        """Define (or redefine) a domain from libvirt domain XML."""
+
+    @abc.abstractmethod
+    def events(self) -> EventStream:
+        """A new subscription to this connection's events, starting now."""
+
+    @abc.abstractmethod
+    async def host_info(self) -> HostInfo:
+        """The host this connection talks to."""
+
+    @abc.abstractmethod
+    async def close(self) -> None:
+        """Close the connection. Guests keep running."""
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        """Names of optional operations this connection supports."""
+        return frozenset()
+
+    async def __aenter__(self) -> Connection:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class EventStream:
+    """One subscriber's ordered view of a connection's events.
+
+    The subscription starts when the stream is created, so events caused by calls made
+    after ``conn.events()`` returned are never missed. The stream ends after a
+    :class:`~drivers.model.ConnectionClosedEvent` or when :meth:`close` is called.
+    """
+
+    def __init__(self, hub: EventHub) -> None:
+        self._hub = hub
+        self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
+        self._closed = False
+
+    def _deliver(self, event: Event | None) -> None:
+        self._queue.put_nowait(event)
+
+    def __aiter__(self) -> AsyncIterator[Event]:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._closed and self._queue.empty():
+            raise StopAsyncIteration
+        event = await self._queue.get()
+        if event is None:
+            self._closed = True
+            raise StopAsyncIteration
+        if isinstance(event, ConnectionClosedEvent):
+            self._closed = True
+            self._hub.unsubscribe(self)
+        return event
+
+    async def get(self, timeout: float | None = None) -> Event:
+        """The next event; raises TimeoutError after ``timeout`` seconds."""
+        return await asyncio.wait_for(self.__anext__(), timeout)
+
+    def pending(self) -> list[Event]:
+        """Events already queued, without waiting."""
+        items: list[Event] = []
+        while not self._queue.empty():
+            item = self._queue.get_nowait()
+            if item is None:
+                self._closed = True
+                break
+            items.append(item)
+        return items
+
+    def close(self) -> None:
+        """Stop receiving events."""
+        self._hub.unsubscribe(self)
+        self._queue.put_nowait(None)
+
+    async def __aenter__(self) -> EventStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class EventHub:
+    """Fans a connection's events out to every subscribed stream, in order."""
+
+    def __init__(self) -> None:
+        self._streams: list[EventStream] = []
+
+    def subscribe(self) -> EventStream:
+        stream = EventStream(self)
+        self._streams.append(stream)
+        return stream
+
+    def unsubscribe(self, stream: EventStream) -> None:
+        if stream in self._streams:
+            self._streams.remove(stream)
+
+    def publish(self, event: Event) -> None:
+        for stream in list(self._streams):
+            stream._deliver(event)
+
+    def close(self, event: ConnectionClosedEvent | None = None) -> None:
+        """End every stream, with ``event`` as its last item when given."""
+        for stream in list(self._streams):
+            stream._deliver(event)
+            if event is not None:
+                stream._deliver(None)
+        self._streams.clear()
+
+    @property
+    def subscribers(self) -> int:
+        return len(self._streams)

@@ -1,0 +1,415 @@
+"""Typed values that cross the driver boundary.
+
+States, reasons, event types and details mirror libvirt's enums: member names are the
+suffixes of libvirt's constants and the integer values are libvirt's, so
+``VIR_DOMAIN_RUNNING_BOOTED`` is ``DomainState.RUNNING`` with ``RunningReason.BOOTED``.
+Every enum also knows the words virsh prints for it, so the CLI and the TUI speak the
+same language as libvirt users.
+"""
+
+from __future__ import annotations
+
+import enum
+import time
+from dataclasses import dataclass, field
+from typing import ClassVar, TypeAlias
+
+# --- domain states and their reasons --------------------------------------------------
+
+
+class _Worded(enum.IntEnum):
+    """An IntEnum whose members carry the text virsh prints for them."""
+
+    words: str
+
+    def __new__(cls, value: int, words: str = "") -> _Worded:
+        member = int.__new__(cls, value)
+        member._value_ = value
+        member.words = words
+        return member
+
+
+class NostateReason(_Worded):
+    UNKNOWN = 0, "unknown"
+
+
+class RunningReason(_Worded):
+    UNKNOWN = 0, "unknown"
+    BOOTED = 1, "booted"
+    MIGRATED = 2, "migrated"
+    RESTORED = 3, "restored"
+    FROM_SNAPSHOT = 4, "from snapshot"
+    UNPAUSED = 5, "unpaused"
+    MIGRATION_CANCELED = 6, "migration canceled"
+    SAVE_CANCELED = 7, "save canceled"
+    WAKEUP = 8, "event wakeup"
+    CRASHED = 9, "crashed"
+    POSTCOPY = 10, "post-copy"
+    POSTCOPY_FAILED = 11, "post-copy failed"
+
+
+class BlockedReason(_Worded):
+    UNKNOWN = 0, "unknown"
+
+
+class PausedReason(_Worded):
+    UNKNOWN = 0, "unknown"
+    USER = 1, "user"
+    MIGRATION = 2, "migrating"
+    SAVE = 3, "saving"
+    DUMP = 4, "dumping"
+    IOERROR = 5, "I/O error"
+    WATCHDOG = 6, "watchdog"
+    FROM_SNAPSHOT = 7, "from snapshot"
+    SHUTTING_DOWN = 8, "shutting down"
+    SNAPSHOT = 9, "creating snapshot"
+    CRASHED = 10, "crashed"
+    STARTING_UP = 11, "starting up"
+    POSTCOPY = 12, "post-copy"
+    POSTCOPY_FAILED = 13, "post-copy failed"
+    API_ERROR = 14, "api error"
+
+
+class ShutdownReason(_Worded):
+    UNKNOWN = 0, "unknown"
+    USER = 1, "user"
+
+
+class ShutoffReason(_Worded):
+    UNKNOWN = 0, "unknown"
+    SHUTDOWN = 1, "shutdown"
+    DESTROYED = 2, "destroyed"
+    CRASHED = 3, "crashed"
+    MIGRATED = 4, "migrated"
+    SAVED = 5, "saved"
+    FAILED = 6, "failed"
+    FROM_SNAPSHOT = 7, "from snapshot"
+    DAEMON = 8, "daemon"
+
+
+class CrashedReason(_Worded):
+    UNKNOWN = 0, "unknown"
+    PANICKED = 1, "panicked"
+
+
+class PMSuspendedReason(_Worded):
+    UNKNOWN = 0, "unknown"
+
+
+StateReason: TypeAlias = (
+    NostateReason
+    | RunningReason
+    | BlockedReason
+    | PausedReason
+    | ShutdownReason
+    | ShutoffReason
+    | CrashedReason
+    | PMSuspendedReason
+)
+
+
+class DomainState(_Worded):
+    NOSTATE = 0, "no state"
+    RUNNING = 1, "running"
+    BLOCKED = 2, "idle"
+    PAUSED = 3, "paused"
+    SHUTDOWN = 4, "in shutdown"
+    SHUTOFF = 5, "shut off"
+    CRASHED = 6, "crashed"
+    PMSUSPENDED = 7, "pmsuspended"
+
+    @property
+    def reasons(self) -> type[StateReason]:
+        """The reason enum that goes with this state."""
+        return _REASONS[self]
+
+    @property
+    def is_active(self) -> bool:
+        """True when a hypervisor process exists for a domain in this state."""
+        return self is not DomainState.SHUTOFF and self is not DomainState.NOSTATE
+
+    def reason(self, value: int) -> StateReason:
+        """The reason member for ``value``; unknown values read as UNKNOWN."""
+        enum_cls = _REASONS[self]
+        try:
+            return enum_cls(value)
+        except ValueError:
+            return enum_cls(0)
+
+
+_REASONS: dict[DomainState, type[StateReason]] = {
+    DomainState.NOSTATE: NostateReason,
+    DomainState.RUNNING: RunningReason,
+    DomainState.BLOCKED: BlockedReason,
+    DomainState.PAUSED: PausedReason,
+    DomainState.SHUTDOWN: ShutdownReason,
+    DomainState.SHUTOFF: ShutoffReason,
+    DomainState.CRASHED: CrashedReason,
+    DomainState.PMSUSPENDED: PMSuspendedReason,
+}
+
+
+def state_words(state: DomainState, reason: StateReason) -> str:
+    """What ``virsh domstate --reason`` prints, e.g. ``running (booted)``."""
+    return f"{state.words} ({reason.words})"
+
+
+# --- lifecycle events -------------------------------------------------------------------
+
+
+class DefinedDetail(_Worded):
+    ADDED = 0, "Added"
+    UPDATED = 1, "Updated"
+    RENAMED = 2, "Renamed"
+    FROM_SNAPSHOT = 3, "Snapshot"
+
+
+class UndefinedDetail(_Worded):
+    REMOVED = 0, "Removed"
+    RENAMED = 1, "Renamed"
+
+
+class StartedDetail(_Worded):
+    BOOTED = 0, "Booted"
+    MIGRATED = 1, "Migrated"
+    RESTORED = 2, "Restored"
+    FROM_SNAPSHOT = 3, "Snapshot"
+    WAKEUP = 4, "Event wakeup"
+
+
+class SuspendedDetail(_Worded):
+    PAUSED = 0, "Paused"
+    MIGRATED = 1, "Migrated"
+    IOERROR = 2, "I/O Error"
+    WATCHDOG = 3, "Watchdog"
+    RESTORED = 4, "Restored"
+    FROM_SNAPSHOT = 5, "Snapshot"
+    API_ERROR = 6, "API error"
+    POSTCOPY = 7, "Post-copy"
+    POSTCOPY_FAILED = 8, "Post-copy Error"
+
+
+class ResumedDetail(_Worded):
+    UNPAUSED = 0, "Unpaused"
+    MIGRATED = 1, "Migrated"
+    FROM_SNAPSHOT = 2, "Snapshot"
+    POSTCOPY = 3, "Post-copy"
+    POSTCOPY_FAILED = 4, "Post-copy Error"
+
+
+class StoppedDetail(_Worded):
+    SHUTDOWN = 0, "Shutdown"
+    DESTROYED = 1, "Destroyed"
+    CRASHED = 2, "Crashed"
+    MIGRATED = 3, "Migrated"
+    SAVED = 4, "Saved"
+    FAILED = 5, "Failed"
+    FROM_SNAPSHOT = 6, "Snapshot"
+
+
+class ShutdownDetail(_Worded):
+    FINISHED = 0, "Finished"
+    GUEST = 1, "Finished after guest request"
+    HOST = 2, "Finished after host request"
+
+
+class PMSuspendedDetail(_Worded):
+    MEMORY = 0, "Memory"
+    DISK = 1, "Disk"
+
+
+class CrashedDetail(_Worded):
+    PANICKED = 0, "Panicked"
+    CRASHLOADED = 1, "Crashloaded"
+
+
+EventDetail: TypeAlias = (
+    DefinedDetail
+    | UndefinedDetail
+    | StartedDetail
+    | SuspendedDetail
+    | ResumedDetail
+    | StoppedDetail
+    | ShutdownDetail
+    | PMSuspendedDetail
+    | CrashedDetail
+)
+
+
+class EventType(_Worded):
+    DEFINED = 0, "Defined"
+    UNDEFINED = 1, "Undefined"
+    STARTED = 2, "Started"
+    SUSPENDED = 3, "Suspended"
+    RESUMED = 4, "Resumed"
+    STOPPED = 5, "Stopped"
+    SHUTDOWN = 6, "Shutdown"
+    PMSUSPENDED = 7, "PMSuspended"
+    CRASHED = 8, "Crashed"
+
+    @property
+    def details(self) -> type[EventDetail]:
+        """The detail enum that goes with this event type."""
+        return _DETAILS[self]
+
+    def detail(self, value: int) -> EventDetail:
+        """The detail member for ``value``; raises ValueError for unknown values."""
+        return _DETAILS[self](value)
+
+
+_DETAILS: dict[EventType, type[EventDetail]] = {
+    EventType.DEFINED: DefinedDetail,
+    EventType.UNDEFINED: UndefinedDetail,
+    EventType.STARTED: StartedDetail,
+    EventType.SUSPENDED: SuspendedDetail,
+    EventType.RESUMED: ResumedDetail,
+    EventType.STOPPED: StoppedDetail,
+    EventType.SHUTDOWN: ShutdownDetail,
+    EventType.PMSUSPENDED: PMSuspendedDetail,
+    EventType.CRASHED: CrashedDetail,
+}
+
+
+def _now() -> tuple[float, float]:
+    return time.monotonic(), time.time()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Event:
+    """Something a connection reports on its event stream.
+
+    ``monotonic`` is when the driver learned of it (``time.monotonic()`` in the process
+    that produced it) and ``wall`` the same instant as a Unix time.
+    """
+
+    kind: ClassVar[str] = "event"
+    monotonic: float = field(default_factory=time.monotonic)
+    wall: float = field(default_factory=time.time)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DomainEvent(Event):
+    """An event about one domain."""
+
+    kind: ClassVar[str] = "domain"
+    domain: str
+    uuid: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class LifecycleEvent(DomainEvent):
+    """A libvirt lifecycle event, e.g. ``Started Booted``."""
+
+    kind: ClassVar[str] = "lifecycle"
+    type: EventType
+    detail: EventDetail
+
+    @property
+    def words(self) -> str:
+        """What ``virsh event`` prints after the colon: ``Started Booted``."""
+        return f"{self.type.words} {self.detail.words}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RebootEvent(DomainEvent):
+    """The guest was reset (QMP RESET); libvirt's REBOOT event."""
+
+    kind: ClassVar[str] = "reboot"
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchdogEvent(DomainEvent):
+    """The guest's watchdog fired; ``action`` is what QEMU did."""
+
+    kind: ClassVar[str] = "watchdog"
+    action: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class IOErrorEvent(DomainEvent):
+    """A disk reported an I/O error."""
+
+    kind: ClassVar[str] = "io-error"
+    device: str
+    action: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class RTCChangeEvent(DomainEvent):
+    """The guest changed its real-time clock by ``offset`` seconds."""
+
+    kind: ClassVar[str] = "rtc-change"
+    offset: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class PMEvent(DomainEvent):
+    """Guest power management: ``phase`` is 'suspend', 'suspend-disk' or 'wakeup'."""
+
+    kind: ClassVar[str] = "pm"
+    phase: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class BalloonChangeEvent(DomainEvent):
+    """The memory balloon reached a new size."""
+
+    kind: ClassVar[str] = "balloon-change"
+    actual_kib: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlErrorEvent(DomainEvent):
+    """The driver lost control of a domain's monitor without the domain stopping."""
+
+    kind: ClassVar[str] = "control-error"
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class ConnectionClosedEvent(Event):
+    """The last item of an event stream whose connection ended; ``reason`` says why."""
+
+    kind: ClassVar[str] = "connection-closed"
+    reason: str
+    lost: bool = True
+
+
+# --- information about domains and hosts ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DomainInfo:
+    """What ``virDomainGetInfo`` returns, plus the reason."""
+
+    state: DomainState
+    reason: StateReason
+    max_memory_kib: int
+    memory_kib: int
+    vcpus: int
+    cpu_time_ns: int
+
+
+@dataclass(frozen=True)
+class DomainSummary:
+    """One row of ``list --all``: enough to draw a table without further calls."""
+
+    name: str
+    uuid: str
+    id: int | None
+    state: DomainState
+    reason: StateReason
+    persistent: bool = True
+    title: str = ""
+
+
+@dataclass(frozen=True)
+class HostInfo:
+    """The host a connection talks to."""
+
+    hostname: str
+    hypervisor: str
+    hypervisor_version: str
+    driver_version: str
+    uri: str

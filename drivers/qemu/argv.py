@@ -1,0 +1,578 @@
+"""DomainDef → QEMU command line, as a pure function.
+
+The command line follows the shape of libvirt's modern QEMU argv (``-blockdev`` and JSON
+``-device`` / ``-netdev``, ``-nodefaults``, a monitor on a socket the driver passes in as
+an fd, ``-S`` so the driver can configure the guest before its CPUs run). PCI slots are
+left to QEMU.
+
+Elements the typed view does not model (``<controller>``, ``<channel>``, ``<sound>``,
+``<qemu:commandline>``, disk ``<address>`` …) are kept in the XML but do not change the
+command line: controllers are added here as the modelled devices need them.
+
+Device ids follow libvirt's aliases (``virtio-disk0``, ``net0``, ``serial0``,
+``charserial0`` …) so that QMP replies (``query-chardev``, ``query-block``) can be matched
+to devices the same way libvirt does; :func:`chardev_aliases` gives the chardev labels.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from drivers.domxml import CharDevDef, DiskDef, DomainDef
+from drivers.errors import InvalidXML
+
+
+@dataclass(frozen=True)
+class LaunchContext:
+    """What the driver supplies for one start of a domain."""
+
+    monitor_fd: int
+    """A listening unix socket (inherited by QEMU) that becomes the QMP monitor."""
+    domain_dir: str
+    """The per-domain runtime directory, for sockets the XML leaves unnamed."""
+    default_emulator: str = "qemu-system-x86_64"
+    """The QEMU binary to run when the XML has no ``<emulator>``."""
+
+
+# QEMU's ISA pvpanic device listens on I/O port 0x505.
+_PVPANIC_IOPORT = 0x505
+# q35's built-in AHCI controller has six ports; libvirt's AHCI controller on pc too.
+_SATA_PORTS = 6
+# PIIX3 IDE on pc: two buses with a master and a slave each.
+_IDE_UNITS = 4
+
+_NIC_DRIVERS = {
+    "virtio": "virtio-net-pci",
+    "e1000": "e1000",
+    "e1000e": "e1000e",
+    "rtl8139": "rtl8139",
+}
+_PRIMARY_VIDEO = {
+    "vga": "VGA",
+    "cirrus": "cirrus-vga",
+    "virtio": "virtio-vga",
+    "qxl": "qxl-vga",
+    "bochs": "bochs-display",
+}
+_SECONDARY_VIDEO = {"virtio": "virtio-gpu-pci", "qxl": "qxl"}
+_USB_INPUTS = {"tablet": "usb-tablet", "mouse": "usb-mouse", "keyboard": "usb-kbd"}
+_VIRTIO_INPUTS = {
+    "tablet": "virtio-tablet-pci",
+    "mouse": "virtio-mouse-pci",
+    "keyboard": "virtio-keyboard-pci",
+}
+# cache mode → (cache.direct, cache.no-flush, device write-cache), libvirt's mapping
+_CACHE: dict[str, tuple[bool, bool, str]] = {
+    "none": (True, False, "on"),
+    "writethrough": (False, False, "off"),
+    "writeback": (False, False, "on"),
+    "directsync": (True, False, "off"),
+    "unsafe": (False, True, "on"),
+}
+# QEMU has no "dump" watchdog action; libvirt pauses the guest and dumps it itself.
+_WATCHDOG_ACTIONS = {"dump": "pause"}
+
+
+def _json(obj: dict[str, Any]) -> str:
+    return json.dumps(obj, separators=(",", ":"))
+
+
+def _opt(value: str) -> str:
+    """``value`` escaped for QEMU's comma-separated option syntax (',' is written ',,')."""
+    return value.replace(",", ",,")
+
+
+def _machine_family(machine: str) -> str:
+    if machine == "q35" or machine.startswith("pc-q35-"):
+        return "q35"
+    if machine == "pc" or machine.startswith("pc-i440fx-"):
+        return "pc"
+    raise InvalidXML(
+        f"<os><type>: machine='{machine}' is not supported; virtdeck builds PC guests, so "
+        "write machine='q35' (or 'pc' for the older i440FX board)."
+    )
+
+
+def chardev_aliases(defn: DomainDef) -> dict[str, list[CharDevDef]]:
+    """QEMU chardev label → the serials/consoles it backs, in :func:`build_argv`'s naming.
+
+    After a start, ``query-chardev`` reports e.g. ``charserial0`` → ``pty:/dev/pts/3``;
+    every definition listed under that label shows the same host side, so the driver
+    writes the path into each of them (a serial console backs both ``<serial>`` and
+    ``<console>``).
+    """
+    aliases: dict[str, list[CharDevDef]] = {}
+    serials = defn.serials
+    for index, serial in enumerate(serials):
+        aliases[f"charserial{index}"] = [serial]
+    for index, console in enumerate(defn.consoles):
+        if console.target_type == "serial":
+            aliases.setdefault("charserial0", []).append(console)
+        else:
+            aliases[f"charconsole{index}"] = [console]
+    return aliases
+
+
+def disk_alias(disk: DiskDef) -> str:
+    """The QEMU device id :func:`build_argv` gives ``disk`` (libvirt's alias)."""
+    index = disk.target_index
+    bus = disk.target_bus
+    if bus == "virtio":
+        return f"virtio-disk{index}"
+    if bus == "sata":
+        return f"sata0-0-{index}"
+    if bus == "ide":
+        return f"ide0-{index // 2}-{index % 2}"
+    if bus == "scsi":
+        return f"scsi0-0-0-{index}"
+    return f"usb-disk{index}"
+
+
+def build_argv(defn: DomainDef, ctx: LaunchContext) -> list[str]:
+    """The full QEMU command line that starts ``defn`` paused (``-S``).
+
+    Raises:
+        InvalidXML: the definition asks for something QEMU cannot do (the message says
+            what to write instead).
+        ValueError: the driver did not prepare ``defn`` (a VNC port still -1).
+    """
+    return _Builder(defn, ctx).build()
+
+
+class _Builder:
+    def __init__(self, defn: DomainDef, ctx: LaunchContext) -> None:
+        self.defn = defn
+        self.ctx = ctx
+        self.args: list[str] = []
+        self.family = _machine_family(defn.machine)
+        self.ids: dict[str, str] = {}
+
+    def add(self, *args: str) -> None:
+        self.args.extend(args)
+
+    def device(self, props: dict[str, Any], owner: str) -> None:
+        """Add ``-device``; a clash of ids (two targets with one index) is the XML's fault."""
+        dev_id = props.get("id")
+        if isinstance(dev_id, str):
+            if dev_id in self.ids:
+                raise InvalidXML(
+                    f"{owner} and {self.ids[dev_id]} would both be QEMU device '{dev_id}'; "
+                    "give them target names with different letters (vda, vdb, …)."
+                )
+            self.ids[dev_id] = owner
+        self.add("-device", _json(props))
+
+    def build(self) -> list[str]:
+        defn = self.defn
+        if defn.virt_type not in ("qemu", "kvm"):
+            raise InvalidXML(
+                f"<domain type='{defn.virt_type}'> is not run by QEMU; write "
+                "<domain type='qemu'> (or 'kvm')."
+            )
+        accel = "kvm" if defn.virt_type == "kvm" else "tcg"
+        machine = f"{defn.machine},usb=off,dump-guest-core=off"
+        if not defn.acpi:
+            machine += ",acpi=off"
+        memory_mib = -(-defn.memory_kib // 1024)
+        vcpus = defn.vcpus
+        self.add(
+            defn.emulator or self.ctx.default_emulator,
+            "-name",
+            f"guest={_opt(defn.name)},debug-threads=on",
+            "-S",
+            "-machine",
+            machine,
+            "-accel",
+            accel,
+            "-cpu",
+            self.cpu(accel),
+            "-m",
+            f"size={memory_mib * 1024}k",
+            "-overcommit",
+            "mem-lock=off",
+            "-smp",
+            f"{vcpus},sockets={vcpus},cores=1,threads=1",
+            "-uuid",
+            defn.uuid,
+        )
+        if not defn.graphics:
+            self.add("-display", "none")
+        self.add(
+            "-no-user-config",
+            "-nodefaults",
+            "-chardev",
+            f"socket,id=charmonitor,fd={self.ctx.monitor_fd},server=on,wait=off",
+            "-mon",
+            "chardev=charmonitor,id=monitor,mode=control",
+            "-rtc",
+            f"base={defn.clock_offset}",
+            # Every guest shutdown stops instead of exiting so the driver can apply
+            # on_poweroff (and tell a guest shutdown from a crash) before QEMU goes away.
+            "-no-shutdown",
+        )
+        if defn.on_reboot == "destroy":
+            self.add("-action", "reboot=shutdown")
+        watchdogs = defn.watchdogs
+        if watchdogs:
+            action = watchdogs[0].action
+            self.add("-action", f"watchdog={_WATCHDOG_ACTIONS.get(action, action)}")
+        self.add("-boot", "strict=on")
+        self.kernel()
+        self.controllers()
+        self.disks()
+        self.nics()
+        self.chardevs()
+        self.graphics()
+        self.inputs()
+        self.misc_devices()
+        self.add("-msg", "timestamp=on")
+        return self.args
+
+    def cpu(self, accel: str) -> str:
+        mode = self.defn.cpu_mode
+        if mode is None:
+            return "qemu64"
+        if mode == "maximum":
+            return "max"
+        if mode == "host-model":
+            return "host" if accel == "kvm" else "max"
+        if mode == "host-passthrough":
+            if accel != "kvm":
+                raise InvalidXML(
+                    "<cpu mode='host-passthrough'> needs type='kvm': without KVM there is no "
+                    "host CPU to pass through; write <domain type='kvm'>, or "
+                    "<cpu mode='maximum'/> for the most capable emulated CPU."
+                )
+            return "host"
+        return self.defn.cpu_model or "qemu64"
+
+    def kernel(self) -> None:
+        defn = self.defn
+        if defn.kernel is None:
+            for tag, value in (("initrd", defn.initrd), ("cmdline", defn.cmdline)):
+                if value is not None:
+                    raise InvalidXML(
+                        f"<os><{tag}> needs a <kernel>: QEMU only loads an initrd and "
+                        "command line together with a kernel; add <kernel>PATH</kernel> "
+                        f"or remove <{tag}>."
+                    )
+            return
+        self.add("-kernel", defn.kernel)
+        if defn.initrd is not None:
+            self.add("-initrd", defn.initrd)
+        if defn.cmdline is not None:
+            self.add("-append", defn.cmdline)
+
+    # --- controllers and disks ----------------------------------------------------------
+
+    def controllers(self) -> None:
+        defn = self.defn
+        buses = {disk.target_bus for disk in defn.disks}
+        usb_inputs = any(i.bus == "usb" for i in defn.inputs)
+        if "usb" in buses or usb_inputs:
+            self.device({"driver": "qemu-xhci", "id": "usb"}, "the USB controller")
+        if "sata" in buses and self.family == "pc":
+            self.device({"driver": "ahci", "id": "sata0"}, "the SATA controller")
+        if "scsi" in buses:
+            self.device({"driver": "virtio-scsi-pci", "id": "scsi0"}, "the SCSI controller")
+        if any(console.target_type == "virtio" for console in defn.consoles):
+            self.device(
+                {"driver": "virtio-serial-pci", "id": "virtio-serial0"},
+                "the virtio-serial controller",
+            )
+
+    def boot_indexes(self) -> tuple[dict[int, int], dict[int, int]]:
+        """Boot index per disk and per NIC (by list position)."""
+        defn = self.defn
+        disks, nics = defn.disks, defn.interfaces
+        disk_boot: dict[int, int] = {}
+        nic_boot: dict[int, int] = {}
+        if defn.boot_devs:
+            order = 1
+            for dev in defn.boot_devs:
+                if dev == "network":
+                    if nics and 0 not in nic_boot:
+                        nic_boot[0] = order
+                        order += 1
+                    continue
+                wanted = {"hd": "disk", "cdrom": "cdrom"}.get(dev)
+                for index, disk in enumerate(disks):
+                    if disk.device == wanted and index not in disk_boot:
+                        disk_boot[index] = order
+                        order += 1
+                        break
+            return disk_boot, nic_boot
+        for index, disk in enumerate(disks):
+            if disk.boot_order is not None:
+                disk_boot[index] = disk.boot_order
+        for index, nic in enumerate(nics):
+            if nic.boot_order is not None:
+                nic_boot[index] = nic.boot_order
+        return disk_boot, nic_boot
+
+    def disks(self) -> None:
+        disks = self.defn.disks
+        disk_boot, _ = self.boot_indexes()
+        node_number = sum(1 for disk in disks if disk.source is not None)
+        for index, disk in enumerate(disks):
+            props = self.disk_device(disk)
+            source = disk.source
+            cache = _CACHE.get(disk.cache or "")
+            if source is not None:
+                storage = f"libvirt-{node_number}-storage"
+                if disk.type == "block":
+                    driver = "host_cdrom" if disk.device == "cdrom" else "host_device"
+                else:
+                    driver = "file"
+                node: dict[str, Any] = {"driver": driver, "filename": source, "node-name": storage}
+                if cache is not None:
+                    node["cache"] = {"direct": cache[0], "no-flush": cache[1]}
+                node["read-only"] = disk.readonly
+                self.add("-blockdev", _json(node))
+                top = storage
+                if disk.driver_type == "qcow2":
+                    top = f"libvirt-{node_number}-format"
+                    fmt: dict[str, Any] = {"node-name": top, "read-only": disk.readonly}
+                    if cache is not None:
+                        fmt["cache"] = {"direct": cache[0], "no-flush": cache[1]}
+                    fmt["driver"] = "qcow2"
+                    fmt["file"] = storage
+                    self.add("-blockdev", _json(fmt))
+                props["drive"] = top
+                node_number -= 1
+            props["id"] = disk_alias(disk)
+            if cache is not None:
+                props["write-cache"] = cache[2]
+            if index in disk_boot:
+                props["bootindex"] = disk_boot[index]
+            self.device(props, disk.label)
+
+    def disk_device(self, disk: DiskDef) -> dict[str, Any]:
+        """The bus-specific part of a disk's -device (driver and bus), id/drive added later."""
+        bus, index, cdrom = disk.target_bus, disk.target_index, disk.device == "cdrom"
+        where = disk.label
+        if disk.readonly and not cdrom and bus in ("ide", "sata"):
+            raise InvalidXML(
+                f"{where}: QEMU's IDE/SATA hard disks cannot be read-only; use "
+                "bus='virtio' or bus='scsi' for a <readonly/> disk, or make it a cdrom."
+            )
+        if bus == "virtio":
+            if cdrom:
+                raise InvalidXML(
+                    f"{where}: a virtio disk has no removable media, so it cannot be a cdrom; "
+                    f"write bus='{'sata' if self.family == 'q35' else 'ide'}' (or 'scsi')."
+                )
+            return {"driver": "virtio-blk-pci"}
+        if bus == "usb":
+            if cdrom:
+                raise InvalidXML(
+                    f"{where}: QEMU's USB storage cannot be a cdrom; write "
+                    f"bus='{'sata' if self.family == 'q35' else 'ide'}' (or 'scsi')."
+                )
+            return {"driver": "usb-storage", "bus": "usb.0"}
+        if bus == "scsi":
+            return {
+                "driver": "scsi-cd" if cdrom else "scsi-hd",
+                "bus": "scsi0.0",
+                "channel": 0,
+                "scsi-id": 0,
+                "lun": index,
+            }
+        ide_driver = "ide-cd" if cdrom else "ide-hd"
+        if bus == "ide":
+            if self.family == "q35":
+                raise InvalidXML(
+                    f"{where}: the q35 machine has no IDE bus; use bus='sata' (its AHCI "
+                    "controller), or machine='pc' for IDE."
+                )
+            if index >= _IDE_UNITS:
+                raise InvalidXML(
+                    f"{where}: the pc machine's IDE controller has four places (hda-hdd); "
+                    "use bus='sata' or bus='virtio' for more disks."
+                )
+            return {"driver": ide_driver, "bus": f"ide.{index // 2}", "unit": index % 2}
+        if index >= _SATA_PORTS:
+            raise InvalidXML(
+                f"{where}: the SATA controller has six ports (sda-sdf); use bus='virtio' or "
+                "bus='scsi' for more disks."
+            )
+        controller = "ide" if self.family == "q35" else "sata0"
+        return {"driver": ide_driver, "bus": f"{controller}.{index}"}
+
+    # --- network ------------------------------------------------------------------------
+
+    def nics(self) -> None:
+        _, nic_boot = self.boot_indexes()
+        for index, nic in enumerate(self.defn.interfaces):
+            netdev_id = f"hostnet{index}"
+            if nic.type == "bridge":
+                netdev: dict[str, Any] = {
+                    "type": "bridge",
+                    "br": nic.source_bridge,
+                    "id": netdev_id,
+                }
+            else:
+                # type='network' maps to user-mode NAT: libvirt's networks need a root
+                # daemon (bridge, dnsmasq, firewall rules), virtdeck runs unprivileged,
+                # and user-mode networking gives the guest the same outbound NAT.
+                netdev = {"type": "user", "id": netdev_id}
+            self.add("-netdev", _json(netdev))
+            props: dict[str, Any] = {
+                "driver": _NIC_DRIVERS[nic.model],
+                "netdev": netdev_id,
+                "id": f"net{index}",
+                "mac": nic.mac,
+            }
+            if index in nic_boot:
+                props["bootindex"] = nic_boot[index]
+            self.device(props, nic.label)
+
+    # --- serial ports and consoles ------------------------------------------------------
+
+    def chardev(self, dev: CharDevDef, chardev_id: str) -> None:
+        kind = dev.type
+        if kind == "pty":
+            spec = f"pty,id={chardev_id}"
+        elif kind == "file":
+            spec = f"file,id={chardev_id},path={_opt(dev.source_path or '')}"
+        elif kind == "unix":
+            spec = f"socket,id={chardev_id},path={_opt(dev.source_path or '')}"
+            if dev.source_mode == "bind":
+                spec += ",server=on,wait=off"
+        else:
+            spec = f"null,id={chardev_id}"
+        if dev.log_file is not None:
+            spec += f",logfile={_opt(dev.log_file)},logappend={'on' if dev.log_append else 'off'}"
+        self.add("-chardev", spec)
+
+    def isa_serial(self, dev: CharDevDef, index: int) -> None:
+        self.chardev(dev, f"charserial{index}")
+        self.device(
+            {
+                "driver": "isa-serial",
+                "chardev": f"charserial{index}",
+                "id": f"serial{index}",
+                "index": dev.target_port,
+            },
+            dev.label,
+        )
+
+    def chardevs(self) -> None:
+        serials = self.defn.serials
+        for index, serial in enumerate(serials):
+            self.isa_serial(serial, index)
+        for index, console in enumerate(self.defn.consoles):
+            if console.target_type == "serial":
+                # The serial console is serial0; only without a <serial> does it create
+                # that port itself, as in libvirt.
+                if not serials:
+                    self.isa_serial(console, 0)
+                continue
+            self.chardev(console, f"charconsole{index}")
+            self.device(
+                {
+                    "driver": "virtconsole",
+                    "chardev": f"charconsole{index}",
+                    "id": f"console{index}",
+                },
+                console.label,
+            )
+
+    # --- display ------------------------------------------------------------------------
+
+    def graphics(self) -> None:
+        defn = self.defn
+        graphics = defn.graphics
+        if graphics:
+            self.add("-audiodev", _json({"id": "audio1", "driver": "none"}))
+            vnc = graphics[0]
+            if vnc.listen_type == "socket":
+                path = vnc.socket or f"{self.ctx.domain_dir}/vnc.sock"
+                spec = f"unix:{_opt(path)}"
+            else:
+                if vnc.port == -1:
+                    raise ValueError(
+                        f"domain '{defn.name}': the VNC port is still -1; the driver must "
+                        "pick a port for autoport displays before build_argv"
+                    )
+                host = vnc.listen
+                try:
+                    if ipaddress.ip_address(host).version == 6:
+                        host = f"[{host}]"
+                except ValueError:
+                    pass
+                spec = f"{host}:{vnc.port - 5900}"
+            if vnc.passwd is not None:
+                # The password itself never goes on the command line (it would show in
+                # ps); the driver sets it with QMP set_password before the guest runs.
+                spec += ",password=on"
+            self.add("-vnc", f"{spec},audiodev=audio1")
+        videos = defn.videos
+        if not videos and graphics:
+            self.device({"driver": "VGA", "id": "video0"}, "<video>")
+        primary_done = False
+        for index, video in enumerate(videos):
+            if video.model == "none":
+                continue
+            props: dict[str, Any]
+            if not primary_done:
+                props = {"driver": _PRIMARY_VIDEO[video.model], "id": f"video{index}"}
+                primary_done = True
+            elif video.model in _SECONDARY_VIDEO:
+                props = {"driver": _SECONDARY_VIDEO[video.model], "id": f"video{index}"}
+            else:
+                raise InvalidXML(
+                    f"{video.label}: only virtio and qxl cards can be a second video device; "
+                    "write <model type='virtio'/> or remove it."
+                )
+            if video.model == "vga" and video.vram_kib is not None:
+                props["vgamem_mb"] = max(1, video.vram_kib // 1024)
+            if video.model in ("virtio", "qxl") and video.heads > 1:
+                props["max_outputs"] = video.heads
+            self.device(props, video.label)
+
+    def inputs(self) -> None:
+        for index, item in enumerate(self.defn.inputs):
+            if item.bus == "usb":
+                props = {"driver": _USB_INPUTS[item.type], "id": f"input{index}", "bus": "usb.0"}
+            elif item.bus == "virtio":
+                props = {"driver": _VIRTIO_INPUTS[item.type], "id": f"input{index}"}
+            else:
+                # PS/2 mouse and keyboard are part of every PC machine.
+                continue
+            self.device(props, item.label)
+
+    # --- panic, balloon, watchdog -------------------------------------------------------
+
+    def misc_devices(self) -> None:
+        defn = self.defn
+        for panic in defn.panics:
+            if panic.model == "isa":
+                self.device({"driver": "pvpanic", "ioport": _PVPANIC_IOPORT}, panic.label)
+            else:
+                self.device({"driver": "pvpanic-pci"}, panic.label)
+        balloon = defn.memballoon
+        if balloon is not None and balloon.model == "virtio":
+            self.device({"driver": "virtio-balloon-pci", "id": "balloon0"}, "<memballoon>")
+        seen: set[str] = set()
+        for index, watchdog in enumerate(defn.watchdogs):
+            if watchdog.model in seen and watchdog.model in ("ib700", "itco"):
+                raise InvalidXML(
+                    f"{watchdog.label}: a PC has only one {watchdog.model} watchdog; remove "
+                    "the second one (an i6300esb can be added next to it)."
+                )
+            seen.add(watchdog.model)
+            if watchdog.model == "itco":
+                if self.family != "q35":
+                    raise InvalidXML(
+                        f"{watchdog.label}: the iTCO watchdog is part of the q35 chipset; "
+                        "write machine='q35', or model='i6300esb' for the pc machine."
+                    )
+                # The chipset's watchdog exists already; it only has to be allowed to
+                # reset the machine.
+                self.add("-global", "ICH9-LPC.noreboot=off")
+                continue
+            self.device({"driver": watchdog.model, "id": f"watchdog{index}"}, watchdog.label)

@@ -1,0 +1,425 @@
+"""The QEMU driver behind ``qemu:///embed?root=DIR``: real QEMU processes under DIR.
+
+Layout of the root (all files written atomically)::
+
+    driver.lock           held (flock) while a driver instance owns the root
+    domains/NAME.xml      persistent definitions
+    run/NAME.json         runtime status of an active domain: pid, monitor, state, reason,
+                          flags, id and the live XML
+    run/NAME/monitor.sock the QMP socket (created by us, handed to QEMU as an fd)
+    log/NAME.log          QEMU's stdout/stderr, one header per start
+    dump/                 memory dumps of crashed guests (on_crash=coredump-*)
+
+Opening a root again reconnects to every domain whose QEMU is still alive and reconciles
+its state from ``query-status`` (libvirt-semantics.md §3.7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import shutil
+import signal
+import socket
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+from drivers import fsutil
+from drivers.domxml import DomainDef, parse_domain
+from drivers.errors import (
+    ConnectionFailed,
+    HypervisorError,
+    InvalidURI,
+    NotSupported,
+    OperationFailed,
+    VirtError,
+)
+from drivers.model import DomainState
+from drivers.qemu.argv import LaunchContext, build_argv
+from drivers.qemu.events import Flags, Trigger
+from drivers.qemu.monitor import Monitor
+from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
+from drivers.qemu.registry import DomainRegistry, RegistryConnection
+from drivers.qemu.runtime import Backend, DomainRuntime
+from drivers.uri import URI
+
+log = logging.getLogger(__name__)
+logging.getLogger("qemu.qmp").setLevel(logging.CRITICAL)
+
+DEFAULT_EMULATOR = "qemu-system-x86_64"
+INSTALL_HINT = "Install QEMU (Debian/Ubuntu: apt-get install qemu-system-x86 qemu-utils)."
+# Unix socket paths longer than this cannot be bound; see _short_path.
+_SUN_PATH_MAX = 107
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").lower() in ("1", "on", "yes", "true")
+
+
+class QemuBackend:
+    """A real QEMU process and its QMP monitor."""
+
+    def __init__(self, process: QemuProcess, monitor: Monitor) -> None:
+        self.process = process
+        self.monitor = monitor
+        self.pid: int | None = process.pid
+
+    async def execute(self, command: str, arguments: Mapping[str, object] | None = None) -> Any:
+        return await self.monitor.execute(command, arguments)
+
+    def kill(self, force: bool) -> None:
+        self.process.signal(signal.SIGKILL if force else signal.SIGTERM)
+
+    async def wait_gone(self, timeout: float) -> bool:
+        return await self.process.wait(timeout)
+
+    def cpu_time_ns(self) -> int:
+        return self.process.cpu_time_ns()
+
+    async def detach(self) -> None:
+        await self.monitor.close()
+        self.process.close()
+
+
+class QemuRegistry(DomainRegistry):
+    """The state of one ``qemu:///embed`` root."""
+
+    def __init__(self, root: Path, *, allow_kvm: bool, emulator: str | None) -> None:
+        super().__init__()
+        self.root = root
+        self.allow_kvm = allow_kvm
+        self.emulator = emulator
+        self._lock_fd: int | None = None
+        self._next_id = 1
+        for sub in ("domains", "run", "log"):
+            (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+
+    # --- owning the root ----------------------------------------------------------------
+
+    def lock(self) -> None:
+        path = self.root / "driver.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.read(fd, 32).decode(errors="replace").strip() or "another process"
+            os.close(fd)
+            raise ConnectionFailed(
+                f"Another virtdeck driver (pid {holder}) already manages {self.root}; close it, "
+                "or reach its domains through that process."
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    # --- paths ---------------------------------------------------------------------------
+
+    def _def_path(self, name: str) -> Path:
+        return self.root / "domains" / f"{name}.xml"
+
+    def _status_path(self, name: str) -> Path:
+        return self.root / "run" / f"{name}.json"
+
+    def _run_dir(self, name: str) -> Path:
+        return self.root / "run" / name
+
+    def log_path(self, name: str) -> Path:
+        return self.root / "log" / f"{name}.log"
+
+    # --- storage hooks ----------------------------------------------------------------
+
+    def check_definition(self, defn: DomainDef) -> None:
+        if defn.virt_type not in ("qemu", "kvm"):
+            raise NotSupported(
+                f"Domain '{defn.name}' has type '{defn.virt_type}'; the QEMU driver runs "
+                "<domain type='qemu'> (TCG) or type='kvm'."
+            )
+
+    def store_definition(self, defn: DomainDef) -> None:
+        try:
+            fsutil.atomic_write(self._def_path(defn.name), defn.to_xml())
+        except OSError as err:
+            raise OperationFailed(
+                f"Could not save the definition of '{defn.name}' under {self.root}: {err.strerror}."
+            ) from err
+
+    def remove_definition(self, rt: DomainRuntime) -> None:
+        try:
+            fsutil.remove(self._def_path(rt.name))
+        except OSError as err:
+            raise OperationFailed(
+                f"Could not remove the definition of '{rt.name}': {err.strerror}."
+            ) from err
+
+    def persist(self, rt: DomainRuntime) -> None:
+        path = self._status_path(rt.name)
+        if not rt.active:
+            fsutil.remove(path)
+            return
+        backend = rt.backend
+        status = {
+            "name": rt.name,
+            "uuid": rt.uuid,
+            "pid": backend.pid if backend is not None else None,
+            "monitor": str(self._run_dir(rt.name) / "monitor.sock"),
+            "id": rt.domid,
+            "state": rt.state.name,
+            "reason": rt.reason.name,
+            "flags": rt.flags.to_json(),
+            "persistent": rt.persistent is not None,
+            "xml": rt.definition.to_xml(),
+        }
+        fsutil.atomic_write(path, json.dumps(status, indent=1))
+
+    def stopped(self, rt: DomainRuntime) -> None:
+        shutil.rmtree(self._run_dir(rt.name), ignore_errors=True)
+        super().stopped(rt)
+
+    def dump_path(self, rt: DomainRuntime) -> str | None:
+        directory = self.root / "dump"
+        directory.mkdir(exist_ok=True, mode=0o700)
+        return str(directory / f"{rt.name}-{time.strftime('%Y%m%d-%H%M%S')}.core")
+
+    def hypervisor_version(self) -> str:
+        from drivers.qemu.capabilities import qemu_version
+
+        return qemu_version(self._emulator_path()) or "unknown"
+
+    # --- loading ----------------------------------------------------------------------
+
+    def load(self) -> None:
+        """Read the definitions (unreadable files are logged and skipped)."""
+        for path in sorted((self.root / "domains").glob("*.xml")):
+            try:
+                defn = parse_domain(path.read_bytes())
+            except (VirtError, OSError) as err:
+                log.warning("skipping %s: %s", path, err)
+                continue
+            if defn.name != path.stem:
+                log.warning("skipping %s: it defines '%s'", path, defn.name)
+                continue
+            self.add(DomainRuntime(self, defn))
+
+    async def reconnect(self) -> None:
+        """Find every domain that was running when the last driver let go of this root."""
+        for path in sorted((self.root / "run").glob("*.json")):
+            try:
+                status = json.loads(path.read_text())
+                live = parse_domain(status["xml"])
+                state = DomainState[status["state"]]
+                reason = state.reasons[status["reason"]]
+                flags = Flags.from_json(status.get("flags", {}))
+            except (VirtError, OSError, ValueError, KeyError) as err:
+                log.warning("ignoring unreadable runtime status %s: %s", path, err)
+                continue
+            rt = self.by_uuid.get(live.uuid)
+            if rt is None:
+                rt = DomainRuntime(self, None, live=live)
+                self.add(rt)
+            rt.live, rt.state, rt.reason, rt.flags = live, state, reason, flags
+            rt.domid = status.get("id")
+            self._next_id = max(self._next_id, (rt.domid or 0) + 1)
+            await self._adopt(rt, status)
+
+    async def _adopt(self, rt: DomainRuntime, status: dict[str, Any]) -> None:
+        pid = status.get("pid")
+        alive = isinstance(pid, int) and pid_alive(pid) and rt.uuid in " ".join(pid_cmdline(pid))
+        qemu_status = ""
+        if alive:
+            assert isinstance(pid, int)
+            process = QemuProcess(pid)
+            monitor = self._monitor(rt)
+            try:
+                await monitor.connect(await _connect_unix(Path(status["monitor"])), timeout=5.0)
+                reply = await monitor.execute("query-status")
+                qemu_status = str(reply.get("status", ""))
+                rt.backend = QemuBackend(process, monitor)
+            except VirtError as err:
+                log.warning("domain %s: cannot reach QEMU pid %s: %s", rt.name, pid, err)
+                await monitor.close()
+                process.close()
+                alive = False
+        rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
+
+    # --- launching ----------------------------------------------------------------------
+
+    def _emulator_path(self, defn: DomainDef | None = None) -> str:
+        wanted = (defn.emulator if defn is not None else None) or self.emulator or DEFAULT_EMULATOR
+        found = shutil.which(wanted)
+        if found is None:
+            raise HypervisorError(f"The emulator {wanted} is not installed. {INSTALL_HINT}")
+        return found
+
+    def _check_accel(self, defn: DomainDef) -> None:
+        if defn.virt_type != "kvm" or self.allow_kvm:
+            return
+        where = "" if os.path.exists("/dev/kvm") else " (and this host has no /dev/kvm)"
+        raise NotSupported(
+            f"Domain '{defn.name}' asks for KVM (<domain type='kvm'>), but KVM is not enabled "
+            f"for this driver{where}. Use <domain type='qemu'> to run it under TCG, or, if KVM "
+            "really runs guests on this host, open the driver with ?kvm=on."
+        )
+
+    def _monitor(self, rt: DomainRuntime) -> Monitor:
+        def on_event(name: str, data: Mapping[str, Any], _when: float) -> None:
+            rt.feed(name, data)
+
+        def on_eof() -> None:
+            rt.feed(Trigger.EOF)
+
+        return Monitor(rt.name, on_event=on_event, on_eof=on_eof)
+
+    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend:
+        self._check_accel(live)
+        emulator = self._emulator_path(live)
+        for graphics in live.graphics:
+            if graphics.socket is None and (graphics.autoport or graphics.port < 0):
+                graphics.port = _free_vnc_port(graphics.listen)
+        run_dir = self._run_dir(rt.name)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        mon_path = run_dir / "monitor.sock"
+        listener = _bind_monitor(mon_path)
+        domid = self._next_id
+        self._next_id += 1
+        live.id = domid
+        rt.domid = domid
+        log_path = self.log_path(rt.name)
+        try:
+            ctx = LaunchContext(
+                monitor_fd=listener.fileno(), domain_dir=str(run_dir), default_emulator=emulator
+            )
+            argv = build_argv(live, ctx)
+            process = QemuProcess.spawn(argv, log_path, pass_fds=(listener.fileno(),))
+        finally:
+            listener.close()
+        monitor = self._monitor(rt)
+        try:
+            await monitor.connect(await _connect_unix(mon_path))
+        except VirtError as err:
+            process.signal(signal.SIGKILL)
+            await process.wait(5.0)
+            process.close()
+            tail = log_tail(log_path, lines=3, since=process.log_offset).replace("\n", " ")
+            raise HypervisorError(
+                f"QEMU could not start domain '{rt.name}'"
+                + (f": {tail}" if tail else f" ({err})")
+                + f" (full log: {log_path})."
+            ) from err
+        backend = QemuBackend(process, monitor)
+        await self._fill_live(live, monitor)
+        return backend
+
+    async def _fill_live(self, live: DomainDef, monitor: Monitor) -> None:
+        """Write what QEMU chose (pty paths) into the live XML."""
+        ptys = [c for c in live.serials if c.type == "pty"]
+        if not ptys:
+            return
+        with contextlib.suppress(VirtError):
+            chardevs = await monitor.execute("query-chardev")
+            paths = {
+                c["label"]: str(c["filename"]).removeprefix("pty:")
+                for c in chardevs
+                if str(c.get("filename", "")).startswith("pty:")
+            }
+            for index, serial in enumerate(live.serials):
+                path = paths.get(f"charserial{index}")
+                if serial.type == "pty" and path:
+                    serial.source_path = path
+
+
+@contextlib.contextmanager
+def _short_address(path: Path) -> Iterator[str]:
+    """An address for ``path`` short enough for a unix socket.
+
+    Roots under deep temporary directories give socket paths longer than sun_path allows;
+    going through /proc/self/fd of the open parent directory keeps the address short.
+    """
+    if len(str(path).encode()) <= _SUN_PATH_MAX:
+        yield str(path)
+        return
+    fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        yield f"/proc/self/fd/{fd}/{path.name}"
+    finally:
+        os.close(fd)
+
+
+async def _connect_unix(path: Path) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    try:
+        with _short_address(path) as address:
+            await asyncio.get_running_loop().sock_connect(sock, address)
+    except OSError as err:
+        sock.close()
+        raise HypervisorError(f"Cannot reach the QEMU monitor at {path}: {err.strerror}.") from err
+    return sock
+
+
+def _bind_monitor(path: Path) -> socket.socket:
+    with _short_address(path) as address:
+        return listening_socket(Path(address))
+
+
+def _free_vnc_port(listen: str) -> int:
+    for port in range(5900, 6900):
+        with socket.socket(socket.AF_INET6 if ":" in listen else socket.AF_INET) as probe:
+            try:
+                probe.bind((listen, port))
+            except OSError:
+                continue
+            return port
+    raise HypervisorError("No free VNC port between 5900 and 6899 on this host.")
+
+
+class QemuConnection(RegistryConnection):
+    """A connection that owns a ``qemu:///embed`` root."""
+
+    registry: QemuRegistry
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        await super().close()
+        await self.registry.detach_all()
+        self.registry.unlock()
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"console-log"})
+
+
+async def open_embed(uri: URI) -> QemuConnection:
+    """Open ``qemu:///embed?root=DIR``."""
+    root_text = uri.param("root")
+    if not root_text:
+        raise InvalidURI("qemu:///embed needs a state directory: qemu:///embed?root=/path/to/dir.")
+    root = Path(root_text).expanduser()
+    if not root.is_absolute():
+        raise InvalidURI(f"The embed root must be an absolute path, not '{root_text}'.")
+    try:
+        root.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as err:
+        raise ConnectionFailed(f"Cannot create the embed root {root}: {err.strerror}.") from err
+    allow_kvm = _truthy(uri.param("kvm")) or _truthy(os.environ.get("VIRTDECK_KVM"))
+    registry = QemuRegistry(root, allow_kvm=allow_kvm, emulator=uri.param("emulator"))
+    registry.lock()
+    try:
+        registry.load()
+        await registry.reconnect()
+    except BaseException:
+        await registry.detach_all()
+        registry.unlock()
+        raise
+    return QemuConnection(registry, str(uri))

@@ -1,0 +1,195 @@
+"""Launching QEMU detached, and watching, signalling and waiting for its process.
+
+QEMU runs in its own session with stdin from /dev/null and stdout/stderr appended to the
+domain's log file, so it outlives the process that started it (a daemon restart must not
+take the guests down). The same :class:`QemuProcess` handles a process this process
+started and one it found again after a restart: exit is observed through a pidfd, which
+works for both, and a child is reaped so no zombie is left.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+from drivers.errors import HypervisorError
+
+
+class QemuProcess:
+    """One QEMU process, ours or adopted."""
+
+    def __init__(
+        self, pid: int, popen: subprocess.Popen[bytes] | None = None, log_offset: int = 0
+    ) -> None:
+        self.pid = pid
+        self.log_offset = log_offset  # where this run's own output starts in the log
+        self._popen = popen
+        self._pidfd: int | None = None
+        with contextlib.suppress(OSError):
+            self._pidfd = os.pidfd_open(pid)
+
+    @classmethod
+    def spawn(
+        cls,
+        argv: list[str],
+        log_path: Path,
+        pass_fds: tuple[int, ...] = (),
+        cwd: Path | None = None,
+    ) -> QemuProcess:
+        """Start ``argv`` detached; stdout/stderr go to ``log_path``."""
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(log_path, "ab") as log:
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            log.write(f"{stamp}: starting up\n{' '.join(argv)}\n".encode())
+            log.flush()
+            offset = log.tell()
+            try:
+                popen = subprocess.Popen(
+                    argv,
+                    stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=log,
+                    pass_fds=pass_fds,
+                    start_new_session=True,
+                    close_fds=True,
+                    cwd=cwd,
+                    env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                )
+            except OSError as err:
+                raise HypervisorError(
+                    f"Could not run {argv[0]}: {err.strerror}. Install QEMU "
+                    "(Debian/Ubuntu: apt-get install qemu-system-x86 qemu-utils)."
+                ) from err
+        return cls(popen.pid, popen, offset)
+
+    @property
+    def is_child(self) -> bool:
+        return self._popen is not None
+
+    def alive(self) -> bool:
+        """True while the process exists and has not exited."""
+        if self._popen is not None:
+            return self._popen.poll() is None
+        return pid_alive(self.pid)
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum``; a process that is already gone is not an error."""
+        if not self.alive():
+            return
+        with contextlib.suppress(ProcessLookupError):
+            if self._pidfd is not None:
+                signal.pidfd_send_signal(self._pidfd, signum)
+            else:
+                os.kill(self.pid, signum)
+
+    async def wait(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` s for the process to exit; True if it did."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        if self._pidfd is not None and self.alive():
+            ready = loop.create_future()
+            fd = self._pidfd
+
+            def _readable() -> None:
+                if not ready.done():
+                    ready.set_result(None)
+
+            loop.add_reader(fd, _readable)
+            try:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(ready, timeout)
+            finally:
+                loop.remove_reader(fd)
+        while self.alive() and loop.time() < deadline:
+            await asyncio.sleep(0.01)
+        return not self.alive()
+
+    async def terminate(self, grace: float = 5.0) -> None:
+        """SIGTERM, then SIGKILL after ``grace`` seconds; returns once it is gone."""
+        self.signal(signal.SIGTERM)
+        if not await self.wait(grace):
+            self.signal(signal.SIGKILL)
+            await self.wait(5.0)
+
+    def close(self) -> None:
+        """Release the pidfd (the process itself is left alone)."""
+        if self._pidfd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._pidfd)
+            self._pidfd = None
+
+    def cpu_time_ns(self) -> int:
+        """User + system CPU time of the process, from /proc."""
+        try:
+            fields = Path(f"/proc/{self.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            return 0
+        ticks = int(fields[11]) + int(fields[12])
+        return ticks * 1_000_000_000 // os.sysconf("SC_CLK_TCK")
+
+    def rss_kib(self) -> int:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+        except OSError:
+            pass
+        return 0
+
+
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` exists and is not a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    state = stat.rsplit(")", 1)[1].split()[0]
+    return state not in ("Z", "X")
+
+
+def pid_cmdline(pid: int) -> list[str]:
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return []
+    return [part.decode(errors="replace") for part in raw.split(b"\0") if part]
+
+
+def listening_socket(path: Path) -> socket.socket:
+    """A unix socket bound at ``path`` and listening, to hand to QEMU as its monitor."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with contextlib.suppress(FileNotFoundError):
+        path.unlink()
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.bind(str(path))
+        os.chmod(path, 0o600)
+        sock.listen(4)
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+def log_tail(path: Path, lines: int = 8, since: int = 0) -> str:
+    """The last ``lines`` lines of the log written after byte offset ``since``."""
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(since)
+            text = fh.read().decode(errors="replace")
+    except OSError:
+        return ""
+    # QEMU prefixes its messages with a timestamp and its name (-msg timestamp=on).
+    kept = [_QEMU_PREFIX.sub("", line) for line in text.splitlines() if line.strip()]
+    return "\n".join(kept[-lines:])
+
+
+_QEMU_PREFIX = re.compile(r"^\S+Z qemu-system-\w+: |^qemu-system-\w+: ")

@@ -1,0 +1,300 @@
+"""The domains of one driver instance, and the Connection/Domain handles over them.
+
+:class:`DomainRegistry` is a driver's state (libvirt's ``virDomainObjList`` plus the event
+queue): definitions by name and UUID, the :class:`DomainRuntime` of each, and the event hubs
+of the connections that watch it. The QEMU driver and the in-memory test driver differ only
+in how they store definitions and launch a hypervisor, which subclasses provide.
+"""
+
+from __future__ import annotations
+
+import abc
+import socket
+
+from drivers.api import Connection, Domain, EventHub, EventStream
+from drivers.domxml import DomainDef, parse_domain
+from drivers.errors import DomainExists, NoSuchDomain, OperationInvalid
+from drivers.model import (
+    ConnectionClosedEvent,
+    DefinedDetail,
+    DomainEvent,
+    DomainInfo,
+    DomainState,
+    DomainSummary,
+    EventType,
+    HostInfo,
+    LifecycleEvent,
+    StateReason,
+    UndefinedDetail,
+)
+from drivers.qemu.runtime import Backend, DomainRuntime
+
+VERSION = "0.1.0"
+
+
+class DomainRegistry(abc.ABC):
+    """A driver's domains; implements the runtime's Host hooks except launching."""
+
+    hypervisor = "QEMU"
+
+    def __init__(self) -> None:
+        self.by_uuid: dict[str, DomainRuntime] = {}
+        self.by_name: dict[str, DomainRuntime] = {}
+        self.hubs: list[EventHub] = []
+
+    # --- storage hooks --------------------------------------------------------------
+
+    @abc.abstractmethod
+    def store_definition(self, defn: DomainDef) -> None:
+        """Persist a definition (atomically)."""
+
+    @abc.abstractmethod
+    def remove_definition(self, rt: DomainRuntime) -> None: ...
+
+    @abc.abstractmethod
+    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend: ...
+
+    def check_definition(self, defn: DomainDef) -> None:  # noqa: B027 - optional hook
+        """Refuse definitions this driver cannot run (raise a VirtError)."""
+
+    def persist(self, rt: DomainRuntime) -> None:  # noqa: B027 - optional hook
+        """Write runtime status; in-memory drivers keep nothing."""
+
+    def dump_path(self, rt: DomainRuntime) -> str | None:
+        return None
+
+    def hypervisor_version(self) -> str:
+        return VERSION
+
+    # --- Host hooks -------------------------------------------------------------------
+
+    def publish(self, event: DomainEvent) -> None:
+        for hub in list(self.hubs):
+            hub.publish(event)
+
+    def stopped(self, rt: DomainRuntime) -> None:
+        if rt.persistent is None:
+            self._forget(rt)
+
+    # --- the table ----------------------------------------------------------------------
+
+    def add(self, rt: DomainRuntime) -> None:
+        self.by_uuid[rt.uuid] = rt
+        self.by_name[rt.name] = rt
+
+    def _forget(self, rt: DomainRuntime) -> None:
+        rt.removed = True
+        self.by_uuid.pop(rt.uuid, None)
+        if self.by_name.get(rt.name) is rt:
+            del self.by_name[rt.name]
+
+    def get(self, name: str) -> DomainRuntime:
+        rt = self.by_name.get(name)
+        if rt is None:
+            raise NoSuchDomain(
+                f"Domain '{name}' not found; 'virtdeck list --all' shows the defined domains."
+            )
+        return rt
+
+    def get_uuid(self, uuid: str) -> DomainRuntime:
+        rt = self.by_uuid.get(uuid.lower())
+        if rt is None:
+            raise NoSuchDomain(f"No domain has the UUID {uuid}.")
+        return rt
+
+    def sorted(self) -> list[DomainRuntime]:
+        return sorted(self.by_uuid.values(), key=lambda r: r.name)
+
+    def define(self, xml: str) -> DomainRuntime:
+        """Define or update a domain; nothing is stored when anything is wrong."""
+        defn = parse_domain(xml)
+        self.check_definition(defn)
+        same_name = self.by_name.get(defn.name)
+        same_uuid = self.by_uuid.get(defn.uuid)
+        if same_name is not None and same_name.uuid != defn.uuid:
+            raise DomainExists(
+                f"Domain '{defn.name}' already exists with UUID {same_name.uuid}; use that "
+                "UUID (or leave <uuid> out) to update it, or choose another name."
+            )
+        if same_uuid is not None and same_uuid.name != defn.name:
+            raise DomainExists(
+                f"UUID {defn.uuid} already belongs to domain '{same_uuid.name}'; renaming by "
+                "redefining is not supported. Change the <uuid> or keep the name."
+            )
+        self.store_definition(defn)
+        if same_uuid is None:
+            rt = DomainRuntime(self, defn)
+            self.add(rt)
+            detail = DefinedDetail.ADDED
+        else:
+            rt = same_uuid
+            detail = DefinedDetail.UPDATED if rt.persistent is not None else DefinedDetail.ADDED
+            rt.persistent = defn
+            self.persist(rt)
+        self.publish(
+            LifecycleEvent(domain=rt.name, uuid=rt.uuid, type=EventType.DEFINED, detail=detail)
+        )
+        return rt
+
+    def undefine(self, rt: DomainRuntime) -> None:
+        if rt.persistent is None:
+            raise OperationInvalid(
+                f"Domain '{rt.name}' is transient (it has no persistent definition to remove); "
+                "destroy it instead."
+            )
+        self.remove_definition(rt)
+        rt.persistent = None
+        if rt.active:
+            self.persist(rt)
+        else:
+            self._forget(rt)
+        self.publish(
+            LifecycleEvent(
+                domain=rt.name,
+                uuid=rt.uuid,
+                type=EventType.UNDEFINED,
+                detail=UndefinedDetail.REMOVED,
+            )
+        )
+
+    async def detach_all(self) -> None:
+        for rt in list(self.by_uuid.values()):
+            await rt.detach()
+
+
+class RuntimeDomain(Domain):
+    """A handle on a domain of a :class:`DomainRegistry`."""
+
+    def __init__(self, registry: DomainRegistry, rt: DomainRuntime) -> None:
+        self._registry = registry
+        self._name = rt.name
+        self._uuid = rt.uuid
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+    @property
+    def runtime(self) -> DomainRuntime:
+        rt = self._registry.by_uuid.get(self._uuid)
+        if rt is None or rt.removed:
+            raise NoSuchDomain(f"Domain '{self._name}' no longer exists.")
+        return rt
+
+    async def start(self, paused: bool = False) -> None:
+        await self.runtime.start(paused)
+
+    async def shutdown(self) -> None:
+        await self.runtime.shutdown()
+
+    async def reboot(self) -> None:
+        await self.runtime.reboot()
+
+    async def reset(self) -> None:
+        await self.runtime.reset()
+
+    async def suspend(self) -> None:
+        await self.runtime.suspend()
+
+    async def resume(self) -> None:
+        await self.runtime.resume()
+
+    async def destroy(self) -> None:
+        await self.runtime.destroy()
+
+    async def undefine(self) -> None:
+        self._registry.undefine(self.runtime)
+
+    async def state(self) -> tuple[DomainState, StateReason]:
+        rt = self.runtime
+        return rt.state, rt.reason
+
+    async def info(self) -> DomainInfo:
+        return self.runtime.info()
+
+    async def xml(self, inactive: bool = False) -> str:
+        rt = self.runtime
+        if inactive and rt.persistent is not None:
+            return rt.persistent.to_xml()
+        return rt.definition.to_xml()
+
+    async def id(self) -> int | None:
+        return self.runtime.domid
+
+
+class RegistryConnection(Connection):
+    """A connection to a driver instance; each has its own event hub."""
+
+    def __init__(self, registry: DomainRegistry, uri: str) -> None:
+        self.registry = registry
+        self._uri = uri
+        self._hub = EventHub()
+        registry.hubs.append(self._hub)
+        self._closed = False
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise OperationInvalid("This connection is closed; open a new one.")
+
+    def _handle(self, rt: DomainRuntime) -> RuntimeDomain:
+        return RuntimeDomain(self.registry, rt)
+
+    async def list_domains(self) -> list[Domain]:
+        self._check_open()
+        return [self._handle(rt) for rt in self.registry.sorted()]
+
+    async def list_summaries(self) -> list[DomainSummary]:
+        self._check_open()
+        return [
+            DomainSummary(
+                name=rt.name,
+                uuid=rt.uuid,
+                id=rt.domid,
+                state=rt.state,
+                reason=rt.reason,
+                persistent=rt.persistent is not None,
+                title=rt.definition.title or "",
+            )
+            for rt in self.registry.sorted()
+        ]
+
+    async def lookup(self, name: str) -> Domain:
+        self._check_open()
+        return self._handle(self.registry.get(name))
+
+    async def lookup_by_uuid(self, uuid: str) -> Domain:
+        self._check_open()
+        return self._handle(self.registry.get_uuid(uuid))
+
+    async def define_xml(self, xml: str) -> Domain:
+        self._check_open()
+        return self._handle(self.registry.define(xml))
+
+    def events(self) -> EventStream:
+        self._check_open()
+        return self._hub.subscribe()
+
+    async def host_info(self) -> HostInfo:
+        return HostInfo(
+            hostname=socket.gethostname(),
+            hypervisor=self.registry.hypervisor,
+            hypervisor_version=self.registry.hypervisor_version(),
+            driver_version=VERSION,
+            uri=self._uri,
+        )
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        if self._hub in self.registry.hubs:
+            self.registry.hubs.remove(self._hub)
+        self._hub.close(ConnectionClosedEvent(reason="the connection was closed", lost=False))

@@ -1,0 +1,215 @@
+"""The in-memory ``test://`` driver, like libvirt's test driver.
+
+``test:///default`` is one process-wide instance seeded with a few domains in varied
+states; every connection to it in a process sees the same domains. ``test:///PATH.xml``
+loads a ``<node>`` document of ``<domain>`` elements (fresh state per connection); like
+libvirt, parsed domains start running unless ``<test:runstate>`` (namespace
+``http://libvirt.org/schemas/domain/test/1.0``) gives another virDomainState number.
+
+Domains run on :class:`~drivers.test.simqemu.SimulatedQemu`, so they move through the
+same event handler as real QEMU domains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from lxml import etree
+
+from drivers.domxml import DomainDef, parse_domain
+from drivers.errors import ConnectionFailed, InvalidURI, VirtError
+from drivers.model import (
+    CrashedReason,
+    DomainState,
+    PausedReason,
+    RunningReason,
+    ShutoffReason,
+    StateReason,
+)
+from drivers.qemu.registry import DomainRegistry, RegistryConnection
+from drivers.qemu.runtime import Backend, DomainRuntime
+from drivers.test.simqemu import SimulatedQemu
+from drivers.uri import URI
+
+TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+MAX_NODE_BYTES = 64 << 20
+
+_QEMU_STATUS = {
+    DomainState.RUNNING: "running",
+    DomainState.PAUSED: "paused",
+    DomainState.SHUTDOWN: "shutdown",
+    DomainState.CRASHED: "guest-panicked",
+    DomainState.PMSUSPENDED: "suspended",
+}
+
+_DEFAULT_REASON: dict[DomainState, StateReason] = {
+    DomainState.RUNNING: RunningReason.BOOTED,
+    DomainState.PAUSED: PausedReason.USER,
+    DomainState.CRASHED: CrashedReason.PANICKED,
+    DomainState.SHUTOFF: ShutoffReason.UNKNOWN,
+}
+
+
+def _domain(name: str, uuid: str, memory_mib: int, vcpus: int, extra: str = "") -> str:
+    return f"""<domain type='test'>
+  <name>{name}</name>
+  <uuid>{uuid}</uuid>
+  <memory unit='MiB'>{memory_mib}</memory>
+  <vcpu>{vcpus}</vcpu>
+  <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>
+  <features><acpi/></features>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='/var/lib/virtdeck/images/{name}.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+    </disk>
+    <interface type='network'><source network='default'/><model type='virtio'/></interface>
+    <serial type='pty'><target port='0'/></serial>{extra}
+  </devices>
+</domain>"""
+
+
+#: (definition, initial state) of test:///default. 'test' is libvirt's own default domain.
+DEFAULT_DOMAINS: tuple[tuple[str, DomainState], ...] = (
+    (_domain("test", "6695eb01-f6a4-8304-79aa-97f2502e193f", 8192, 2), DomainState.RUNNING),
+    (_domain("web1", "0f8d5a0c-31a2-4c41-9a53-8c5e0a6f2b11", 2048, 2), DomainState.RUNNING),
+    (_domain("db1", "3c6e1f52-7d9b-4b8e-a2f4-5a1c9e0d7b22", 4096, 4), DomainState.PAUSED),
+    (_domain("build", "8a2b4c6d-1e3f-4a5b-9c7d-2e4f6a8b0c33", 1024, 1), DomainState.SHUTOFF),
+    (
+        _domain(
+            "kernel-dev",
+            "5d7e9f1a-2b3c-4d5e-8f9a-1b2c3d4e5f44",
+            512,
+            1,
+            "\n    <panic model='isa'/>",
+        ),
+        DomainState.CRASHED,
+    ),
+)
+
+
+class TestRegistry(DomainRegistry):
+    """The domains of one test driver instance."""
+
+    __test__ = False  # not a pytest test class
+    hypervisor = "TEST"
+
+    def store_definition(self, defn: DomainDef) -> None:
+        """Definitions live in memory only."""
+
+    def remove_definition(self, rt: DomainRuntime) -> None:
+        """Definitions live in memory only."""
+
+    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend:
+        await asyncio.sleep(0)
+        rt.domid = self.next_id()
+        live.id = rt.domid
+        return SimulatedQemu(rt)
+
+    def next_id(self) -> int:
+        ids = [rt.domid for rt in self.by_uuid.values() if rt.domid is not None]
+        return max(ids, default=0) + 1
+
+    def seed(self, defn: DomainDef, state: DomainState) -> DomainRuntime:
+        """Add a domain that is already in ``state`` (the driver's initial condition)."""
+        rt = DomainRuntime(self, defn)
+        self.add(rt)
+        if state.is_active:
+            rt.state = state
+            rt.reason = _DEFAULT_REASON.get(state, state.reason(0))
+            rt.live = defn.copy()
+            rt.domid = self.next_id()
+            rt.live.id = rt.domid
+            rt.backend = SimulatedQemu(rt, _QEMU_STATUS.get(state, "running"))
+        elif state is not DomainState.SHUTOFF:
+            rt.state, rt.reason = state, state.reason(0)
+        return rt
+
+    def simulated(self, name: str) -> SimulatedQemu:
+        """The simulated QEMU of a running domain, to make its guest act (tests, demo)."""
+        backend = self.get(name).backend
+        if not isinstance(backend, SimulatedQemu):
+            raise VirtError(f"Domain '{name}' is not running.")
+        return backend
+
+
+class TestConnection(RegistryConnection):
+    __test__ = False
+    registry: TestRegistry
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"simulate"})
+
+
+_default: TestRegistry | None = None
+
+
+def default_registry() -> TestRegistry:
+    """The process-wide test:///default instance."""
+    global _default
+    if _default is None:
+        _default = TestRegistry()
+        for xml, state in DEFAULT_DOMAINS:
+            _default.seed(parse_domain(xml), state)
+    return _default
+
+
+def reset_default() -> None:
+    """Forget test:///default (tests start each from the seed)."""
+    global _default
+    _default = None
+
+
+def load_node(path: Path) -> TestRegistry:
+    """A registry from a libvirt test-driver ``<node>`` file."""
+    try:
+        raw = path.read_bytes()
+    except OSError as err:
+        raise ConnectionFailed(f"Cannot read the test driver file {path}: {err.strerror}.") from err
+    if len(raw) > MAX_NODE_BYTES:
+        raise ConnectionFailed(f"The test driver file {path} is larger than 64 MiB.")
+    parser = etree.XMLParser(resolve_entities=False, no_network=True, load_dtd=False)
+    try:
+        node = etree.fromstring(raw, parser)
+    except etree.XMLSyntaxError as err:
+        raise ConnectionFailed(f"The test driver file {path} is not valid XML: {err}.") from err
+    if node.tag != "node":
+        raise ConnectionFailed(f"The test driver file {path} must have a <node> root element.")
+    registry = TestRegistry()
+    for element in node.iterchildren("domain"):
+        source = element.get("file")
+        if source is not None:
+            sub = (path.parent / source).resolve()
+            try:
+                element = etree.fromstring(sub.read_bytes(), parser)
+            except (OSError, etree.XMLSyntaxError) as err:
+                raise ConnectionFailed(f"Cannot load {sub} named in {path}: {err}.") from err
+        runstate = element.find(f"{{{TEST_NS}}}runstate")
+        state = DomainState.RUNNING
+        if runstate is not None and (runstate.text or "").strip().isdigit():
+            try:
+                state = DomainState(int((runstate.text or "").strip()))
+            except ValueError:
+                state = DomainState.RUNNING
+        try:
+            defn = parse_domain(etree.tostring(element))
+        except VirtError as err:
+            raise ConnectionFailed(f"A domain in {path} is invalid: {err}") from err
+        registry.seed(defn, state)
+    return registry
+
+
+async def open_test(uri: URI) -> TestConnection:
+    if uri.host:
+        raise InvalidURI("The test driver is local only: write test:///default.")
+    if uri.path in ("/default", "/default/"):
+        return TestConnection(default_registry(), "test:///default")
+    path = Path(uri.path)
+    if not path.is_absolute() or not uri.path.endswith(".xml"):
+        raise InvalidURI(
+            f"'{uri}' is not a test driver URI; use test:///default or test:///ABSOLUTE/PATH.xml."
+        )
+    return TestConnection(load_node(path), str(uri))

@@ -1,0 +1,1 @@
+"""virtdeck's user interfaces: the Textual application and the virsh-like CLI."""
