@@ -135,9 +135,8 @@ async def main() -> None:
         )
     else:
         show("virsh start (libvirtd, same domain)", peer)
-        print(
-            f"ratio start() / virsh start: {statistics.median(starts) / statistics.median(peer):.2f}"
-        )
+        ratio = statistics.median(starts) / statistics.median(peer)
+        print(f"ratio start() / virsh start: {ratio:.2f}")
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
 import tempfile
 from pathlib import Path
 
@@ -43,3 +44,54 @@ def _fsync_dir(directory: Path) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+
+
+class WriteBehind:
+    """Atomic writes done by a background thread, newest content per path first.
+
+    The QEMU driver commits a state change in memory and delivers its event at once; the
+    status file (fsync'd, so 1-2 ms on ordinary disks) follows off the event path. A later
+    write to the same path replaces a pending one, and ``None`` removes the file. Should the
+    process die in between, reconnecting reconciles the state from QEMU itself.
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[Path, bytes | None] = {}
+        self._cond = threading.Condition()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+        self.errors: list[str] = []
+
+    def submit(self, path: Path, data: bytes | str | None) -> None:
+        raw = data.encode() if isinstance(data, str) else data
+        with self._cond:
+            self._pending[path] = raw
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="virtdeck-status-writer", daemon=True
+                )
+                self._thread.start()
+            self._cond.notify_all()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._pending:
+                    self._busy = False
+                    self._cond.notify_all()
+                    self._cond.wait()
+                path, data = next(iter(self._pending.items()))
+                del self._pending[path]
+                self._busy = True
+            try:
+                if data is None:
+                    remove(path)
+                else:
+                    atomic_write(path, data)
+            except OSError as err:
+                self.errors.append(f"{path}: {err.strerror}")
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Block until every submitted write is on disk; False on timeout."""
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._pending and not self._busy, timeout)

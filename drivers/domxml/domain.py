@@ -274,7 +274,7 @@ class DomainDef:
         node = self._find(tag)
         if node is None:
             return 0
-        return scaled_kib(node.text, node.get("unit"), f"<{tag}>", "")
+        return scaled_kib(node.text, node.get("unit"), f"<{tag}>", f"<{tag}>524288</{tag}>")
 
     @property
     def vcpus(self) -> int:
@@ -406,43 +406,53 @@ class DomainDef:
 
     @property
     def disks(self) -> list[DiskDef]:
+        """``<disk>`` elements, in document order."""
         return self._views(DiskDef)
 
     @property
     def interfaces(self) -> list[InterfaceDef]:
+        """``<interface>`` elements (NICs), in document order."""
         return self._views(InterfaceDef)
 
     @property
     def serials(self) -> list[CharDevDef]:
+        """``<serial>`` ports, in document order."""
         return self._views(CharDevDef, "serial")
 
     @property
     def consoles(self) -> list[CharDevDef]:
+        """``<console>`` elements; the first may be the serial console (serial0)."""
         return self._views(CharDevDef, "console")
 
     @property
     def graphics(self) -> list[GraphicsDef]:
+        """``<graphics>``: at most one VNC display."""
         return self._views(GraphicsDef)
 
     @property
     def videos(self) -> list[VideoDef]:
+        """``<video>`` cards; the first is the primary display."""
         return self._views(VideoDef)
 
     @property
     def inputs(self) -> list[InputDef]:
+        """``<input>`` devices, PS/2 ones included."""
         return self._views(InputDef)
 
     @property
     def panics(self) -> list[PanicDef]:
+        """``<panic>`` devices (at most one per model)."""
         return self._views(PanicDef)
 
     @property
     def memballoon(self) -> MemballoonDef | None:
+        """``<memballoon>``; None when the XML has none (then there is no balloon)."""
         found = self._views(MemballoonDef)
         return found[0] if found else None
 
     @property
     def watchdogs(self) -> list[WatchdogDef]:
+        """``<watchdog>`` devices; they share one action."""
         return self._views(WatchdogDef)
 
     # --- whole document -----------------------------------------------------------------

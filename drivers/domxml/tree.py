@@ -23,6 +23,10 @@ MAX_XML_BYTES: int = 1 << 20
 XML_SPACE = " \t\r\n"
 
 _INDENT = "  "
+_DOCTYPE_MESSAGE = (
+    "The domain XML has a <!DOCTYPE> declaration; domain XML takes no DTD or entities, "
+    "so remove the <!DOCTYPE …> part."
+)
 _SHOW_MAX = 40
 
 
@@ -72,6 +76,14 @@ def parse_tree(xml: str | bytes) -> etree._Element:
         root = etree.fromstring(data, parser)
     except etree.XMLSyntaxError as err:
         detail = (err.msg or "it could not be parsed").strip().rstrip(".")
+        # libxml2's own words for these two point at its C API; say what to change.
+        if b"<!DOCTYPE" in data or b"<!ENTITY" in data:
+            raise InvalidXML(_DOCTYPE_MESSAGE) from None
+        if detail.startswith("Excessive depth"):
+            raise InvalidXML(
+                "The domain XML nests elements more than 256 levels deep; domain XML "
+                "needs a handful of levels, so flatten the document."
+            ) from None
         raise InvalidXML(f"The domain XML is not well-formed: {detail}.") from None
     except (etree.LxmlError, ValueError, LookupError) as err:
         # lxml reports a few input problems (unknown encodings, odd bytes) outside
@@ -82,10 +94,7 @@ def parse_tree(xml: str | bytes) -> etree._Element:
     # lxml-stubs do not declare DocInfo.doctype; it is '' when there is no <!DOCTYPE>.
     doctype: object = getattr(root.getroottree().docinfo, "doctype", "")
     if doctype or any(True for _ in root.iter(etree.Entity)):
-        raise InvalidXML(
-            "The domain XML has a <!DOCTYPE> declaration; domain XML takes no DTD or "
-            "entities, so remove the <!DOCTYPE …> part."
-        )
+        raise InvalidXML(_DOCTYPE_MESSAGE)
     return root
 
 

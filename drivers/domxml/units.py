@@ -38,6 +38,8 @@ def parse_int(
     if len(value) > _MAX_DIGITS or not _DIGITS_RE.fullmatch(value):
         raise InvalidXML(f"{where}: {show(value)} is not a number; write e.g. {example}.")
     number = int(value)
+    if number < 0 <= low:
+        raise InvalidXML(f"{where}: {number} is negative; write e.g. {example}.")
     if high is None and number < low:
         raise InvalidXML(
             f"{where}: {number} is too small; write a number of at least {low}, e.g. {example}."

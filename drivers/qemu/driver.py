@@ -41,7 +41,7 @@ from drivers.errors import (
     VirtError,
 )
 from drivers.model import DomainState
-from drivers.qemu.argv import LaunchContext, build_argv
+from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
 from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
@@ -97,6 +97,7 @@ class QemuRegistry(DomainRegistry):
         self.emulator = emulator
         self._lock_fd: int | None = None
         self._next_id = 1
+        self.writer = fsutil.WriteBehind()
         for sub in ("domains", "run", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
 
@@ -119,6 +120,9 @@ class QemuRegistry(DomainRegistry):
         self._lock_fd = fd
 
     def unlock(self) -> None:
+        # Every status write must be on disk before another driver may own the root.
+        if not self.writer.flush():
+            log.error("status files under %s were not all written", self.root)
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None
@@ -165,7 +169,7 @@ class QemuRegistry(DomainRegistry):
     def persist(self, rt: DomainRuntime) -> None:
         path = self._status_path(rt.name)
         if not rt.active:
-            fsutil.remove(path)
+            self.writer.submit(path, None)
             return
         backend = rt.backend
         status = {
@@ -180,7 +184,7 @@ class QemuRegistry(DomainRegistry):
             "persistent": rt.persistent is not None,
             "xml": rt.definition.to_xml(),
         }
-        fsutil.atomic_write(path, json.dumps(status, indent=1))
+        self.writer.submit(path, json.dumps(status, indent=1))
 
     def stopped(self, rt: DomainRuntime) -> None:
         shutil.rmtree(self._run_dir(rt.name), ignore_errors=True)
@@ -321,21 +325,25 @@ class QemuRegistry(DomainRegistry):
         return backend
 
     async def _fill_live(self, live: DomainDef, monitor: Monitor) -> None:
-        """Write what QEMU chose (pty paths) into the live XML."""
-        ptys = [c for c in live.serials if c.type == "pty"]
-        if not ptys:
+        """Tell QEMU what the command line cannot carry, and record what QEMU chose."""
+        for graphics in live.graphics:
+            if graphics.passwd:
+                # The password never goes on the command line (other users could read it).
+                await monitor.execute(
+                    "set_password", {"protocol": "vnc", "password": graphics.passwd}
+                )
+        aliases = chardev_aliases(live)
+        if not any(c.type == "pty" for devs in aliases.values() for c in devs):
             return
         with contextlib.suppress(VirtError):
             chardevs = await monitor.execute("query-chardev")
-            paths = {
-                c["label"]: str(c["filename"]).removeprefix("pty:")
-                for c in chardevs
-                if str(c.get("filename", "")).startswith("pty:")
-            }
-            for index, serial in enumerate(live.serials):
-                path = paths.get(f"charserial{index}")
-                if serial.type == "pty" and path:
-                    serial.source_path = path
+            for chardev in chardevs:
+                filename = str(chardev.get("filename", ""))
+                if not filename.startswith("pty:"):
+                    continue
+                for device in aliases.get(str(chardev.get("label")), []):
+                    if device.type == "pty":
+                        device.source_path = filename.removeprefix("pty:")
 
 
 @contextlib.contextmanager

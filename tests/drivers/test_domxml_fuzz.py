@@ -308,9 +308,7 @@ def _mutate(draw: st.DrawFn, root: etree._Element, values: list[str]) -> None:
     elements = [e for e in root.iter() if isinstance(e.tag, str)]
     target = draw(st.sampled_from(elements))
     op = draw(
-        st.sampled_from(
-            ["delete", "insert", "set-attr", "del-attr", "text", "duplicate", "move"]
-        )
+        st.sampled_from(["delete", "insert", "set-attr", "del-attr", "text", "duplicate", "move"])
     )
     parent = target.getparent()
     if op == "delete" and parent is not None:
