@@ -82,15 +82,31 @@ __all__ = [
 async def open(uri: str | URI) -> Connection:  # noqa: A001 - the API's fixed name
     """Open a connection to the driver ``uri`` names."""
     parsed = parse_uri(uri) if isinstance(uri, str) else uri
+    path = parsed.path.rstrip("/")
     if parsed.driver == "test":
         from drivers.test.driver import open_test
 
         return await open_test(parsed)
-    if parsed.driver == "qemu" and not parsed.is_remote and parsed.path.rstrip("/") == "/embed":
+    if parsed.transport == "ssh":
+        from drivers.remote.ssh import open_ssh
+
+        return await open_ssh(parsed)
+    if parsed.driver == "qemu" and not parsed.host and path == "/embed":
         from drivers.qemu.driver import open_embed
 
         return await open_embed(parsed)
-    raise NotSupported(
-        f"'{parsed}' is not available yet; this version serves qemu:///embed?root=DIR and "
-        "test:///default."
+    if parsed.driver == "qemu" and not parsed.host and path == "/session":
+        from drivers.remote.local import open_session
+
+        return await open_session(str(parsed))
+    if parsed.driver == "qemu" and not parsed.host and path == "/system":
+        from pathlib import Path
+
+        from drivers.remote.local import open_system
+
+        socket = parsed.param("socket")
+        return await open_system(str(parsed), Path(socket) if socket else None)
+    raise InvalidURI(
+        f"virtdeck cannot open '{parsed}'; use qemu:///session, qemu:///system, "
+        "qemu+ssh://[user@]host/session|system, qemu:///embed?root=DIR or test:///default."
     )

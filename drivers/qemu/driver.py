@@ -7,6 +7,9 @@ Layout of the root (all files written atomically)::
     run/NAME.json         runtime status of an active domain: pid, monitor, state, reason,
                           flags, id and the live XML
     run/NAME/monitor.sock the QMP socket (created by us, handed to QEMU as an fd)
+
+``run`` may live elsewhere (``?run=DIR``): the session daemon keeps it under
+$XDG_RUNTIME_DIR, which does not outlive the host's uptime, like the guests.
     log/NAME.log          QEMU's stdout/stderr, one header per start
     dump/                 memory dumps of crashed guests (on_crash=coredump-*)
 
@@ -90,16 +93,25 @@ class QemuBackend:
 class QemuRegistry(DomainRegistry):
     """The state of one ``qemu:///embed`` root."""
 
-    def __init__(self, root: Path, *, allow_kvm: bool, emulator: str | None) -> None:
+    def __init__(
+        self,
+        root: Path,
+        *,
+        allow_kvm: bool,
+        emulator: str | None,
+        run_dir: Path | None = None,
+    ) -> None:
         super().__init__()
         self.root = root
+        self.run_root = run_dir or root / "run"
         self.allow_kvm = allow_kvm
         self.emulator = emulator
         self._lock_fd: int | None = None
         self._next_id = 1
         self.writer = fsutil.WriteBehind()
-        for sub in ("domains", "run", "log"):
+        for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.run_root.mkdir(parents=True, exist_ok=True, mode=0o700)
 
     # --- owning the root ----------------------------------------------------------------
 
@@ -133,10 +145,10 @@ class QemuRegistry(DomainRegistry):
         return self.root / "domains" / f"{name}.xml"
 
     def _status_path(self, name: str) -> Path:
-        return self.root / "run" / f"{name}.json"
+        return self.run_root / f"{name}.json"
 
     def _run_dir(self, name: str) -> Path:
-        return self.root / "run" / name
+        return self.run_root / name
 
     def log_path(self, name: str) -> Path:
         return self.root / "log" / f"{name}.log"
@@ -217,7 +229,7 @@ class QemuRegistry(DomainRegistry):
 
     async def reconnect(self) -> None:
         """Find every domain that was running when the last driver let go of this root."""
-        for path in sorted((self.root / "run").glob("*.json")):
+        for path in sorted(self.run_root.glob("*.json")):
             try:
                 status = json.loads(path.read_text())
                 live = parse_domain(status["xml"])
@@ -421,7 +433,13 @@ async def open_embed(uri: URI) -> QemuConnection:
     except OSError as err:
         raise ConnectionFailed(f"Cannot create the embed root {root}: {err.strerror}.") from err
     allow_kvm = _truthy(uri.param("kvm")) or _truthy(os.environ.get("VIRTDECK_KVM"))
-    registry = QemuRegistry(root, allow_kvm=allow_kvm, emulator=uri.param("emulator"))
+    run_text = uri.param("run")
+    run_dir = Path(run_text).expanduser() if run_text else None
+    if run_dir is not None and not run_dir.is_absolute():
+        raise InvalidURI(f"The embed run directory must be an absolute path, not '{run_text}'.")
+    registry = QemuRegistry(
+        root, allow_kvm=allow_kvm, emulator=uri.param("emulator"), run_dir=run_dir
+    )
     registry.lock()
     try:
         registry.load()

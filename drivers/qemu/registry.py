@@ -28,8 +28,7 @@ from drivers.model import (
     UndefinedDetail,
 )
 from drivers.qemu.runtime import Backend, DomainRuntime
-
-VERSION = "0.1.0"
+from drivers.version import VERSION
 
 
 class DomainRegistry(abc.ABC):

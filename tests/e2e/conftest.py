@@ -17,9 +17,9 @@ from tests.conftest import require_qemu
 from tests.guest import GuestImage, require_guest
 
 
-def kill_root_processes(root: Path) -> None:
+def kill_root_processes(root: Path, run_subdir: str = "run") -> None:
     """SIGKILL every QEMU whose pid a runtime status file under ``root`` names."""
-    for status in (root / "run").glob("*.json"):
+    for status in (root / run_subdir).glob("*.json"):
         try:
             pid = int(json.loads(status.read_text())["pid"])
         except (OSError, ValueError, KeyError, TypeError):

@@ -1,0 +1,287 @@
+"""RemoteConnection: the API spoken to a virtdeckd over any byte stream.
+
+The stream is a unix socket (``qemu:///session``, ``qemu:///system``) or an SSH channel
+(``qemu+ssh://``). Calls are concurrent (each has an id); events are pushed by the daemon
+and fanned out to this connection's subscribers. When the stream breaks, calls in flight
+raise :class:`~drivers.errors.ConnectionLost` and every event stream ends with a
+:class:`~drivers.model.ConnectionClosedEvent` marked ``lost``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+from collections.abc import Callable, Coroutine
+from typing import Any
+
+from drivers.api import Connection, Domain, EventHub, EventStream
+from drivers.errors import ConnectionFailed, ConnectionLost, OperationInvalid, ProtocolError
+from drivers.model import (
+    ConnectionClosedEvent,
+    DomainInfo,
+    DomainState,
+    DomainSummary,
+    HostInfo,
+    StateReason,
+)
+from drivers.remote import protocol as p
+from drivers.version import VERSION
+
+log = logging.getLogger(__name__)
+
+HANDSHAKE_TIMEOUT = 10.0
+
+
+class RemoteDomain(Domain):
+    def __init__(self, conn: RemoteConnection, name: str, uuid: str) -> None:
+        self._conn = conn
+        self._name = name
+        self._uuid = uuid
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+    async def _call(self, op: str, **args: Any) -> Any:
+        return await self._conn.call(f"domain.{op}", uuid=self._uuid, **args)
+
+    async def start(self, paused: bool = False) -> None:
+        await self._call("start", paused=paused)
+
+    async def shutdown(self) -> None:
+        await self._call("shutdown")
+
+    async def reboot(self) -> None:
+        await self._call("reboot")
+
+    async def reset(self) -> None:
+        await self._call("reset")
+
+    async def suspend(self) -> None:
+        await self._call("suspend")
+
+    async def resume(self) -> None:
+        await self._call("resume")
+
+    async def destroy(self) -> None:
+        await self._call("destroy")
+
+    async def undefine(self) -> None:
+        await self._call("undefine")
+
+    async def state(self) -> tuple[DomainState, StateReason]:
+        data = await self._call("state")
+        state = DomainState[data["state"]]
+        return state, state.reasons[data["reason"]]
+
+    async def info(self) -> DomainInfo:
+        return p.info_from_wire(await self._call("info"))
+
+    async def xml(self, inactive: bool = False) -> str:
+        return str(await self._call("xml", inactive=inactive))
+
+    async def id(self) -> int | None:
+        value = await self._call("id")
+        return int(value) if value is not None else None
+
+
+class RemoteConnection(Connection):
+    """A connection to a daemon over ``reader``/``writer``."""
+
+    def __init__(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        uri: str,
+        on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
+    ) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._uri = uri
+        self._on_close = on_close
+        self._ids = itertools.count(1)
+        self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._hub = EventHub()
+        self._closed = False
+        self._lost_reason: str | None = None
+        self._reader_task: asyncio.Task[None] | None = None
+        self.welcome: dict[str, Any] = {}
+
+    @property
+    def uri(self) -> str:
+        return self._uri
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset(self.welcome.get("capabilities", ()))
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    async def handshake(self) -> None:
+        """Exchange hello/welcome; raises ConnectionFailed if the peer is no daemon."""
+        self._writer.write(
+            p.encode_message(
+                {"type": "hello", "protocol": p.PROTOCOL_VERSION, "client": f"virtdeck/{VERSION}"}
+            )
+        )
+        try:
+            await self._writer.drain()
+            frame = await asyncio.wait_for(p.read_frame(self._reader), HANDSHAKE_TIMEOUT)
+            message = p.decode_message(frame)
+        except (EOFError, ConnectionError, OSError) as err:
+            raise ConnectionFailed(
+                f"The daemon behind {self._uri} closed the connection during the handshake."
+            ) from err
+        except TimeoutError as err:
+            raise ConnectionFailed(
+                f"No virtdeck daemon answered on {self._uri} within {HANDSHAKE_TIMEOUT:g} s."
+            ) from err
+        except ProtocolError as err:
+            raise ConnectionFailed(
+                f"What answered on {self._uri} does not speak the virtdeck protocol ({err})."
+            ) from err
+        if message.get("type") == "bye":
+            raise ConnectionFailed(f"The daemon refused the connection: {message.get('reason')}")
+        if message.get("type") != "welcome":
+            raise ConnectionFailed(f"Unexpected first message from the daemon: {message}.")
+        self.welcome = message
+        self._reader_task = asyncio.create_task(self._read_loop(), name=f"remote-{self._uri}")
+
+    async def _read_loop(self) -> None:
+        reason = "the daemon closed the connection"
+        try:
+            while True:
+                frame = await p.read_frame(self._reader)
+                if frame.kind != p.JSON:
+                    continue
+                message = p.decode_message(frame)
+                kind = message["type"]
+                if kind == "reply":
+                    self._settle(message)
+                elif kind == "event":
+                    self._hub.publish(p.event_from_wire(message["event"]))
+                elif kind == "bye":
+                    reason = f"the daemon closed the connection: {message.get('reason')}"
+                    break
+        except EOFError:
+            pass
+        except ProtocolError as err:
+            reason = f"the daemon broke the protocol: {err.message}"
+        except (ConnectionError, OSError) as err:
+            reason = f"the link to the daemon broke: {err}"
+        except asyncio.CancelledError:
+            if self._closed:
+                return
+            raise
+        self._lose(reason)
+
+    def _settle(self, message: dict[str, Any]) -> None:
+        future = self._pending.pop(message.get("id", -1), None)
+        if future is None or future.done():
+            return
+        if "error" in message:
+            future.set_exception(p.error_from_wire(message["error"]))
+        else:
+            future.set_result(message.get("result"))
+
+    def _lose(self, reason: str) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._lost_reason = reason
+        error = ConnectionLost(f"The connection to {self._uri} was lost: {reason}.")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+        self._hub.close(ConnectionClosedEvent(reason=reason, lost=True))
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        if self._on_close is not None:
+            asyncio.get_running_loop().create_task(self._on_close())
+
+    def lose(self, reason: str) -> None:
+        """Declare the link dead (a transport noticed it first, e.g. SSH keepalives)."""
+        self._lose(reason)
+
+    async def call(self, method: str, **args: Any) -> Any:
+        if self._closed:
+            if self._lost_reason is not None:
+                raise ConnectionLost(
+                    f"The connection to {self._uri} was lost: {self._lost_reason}; reconnect."
+                )
+            raise OperationInvalid("This connection is closed; open a new one.")
+        call_id = next(self._ids)
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = future
+        try:
+            self._writer.write(
+                p.encode_message({"type": "call", "id": call_id, "method": method, "args": args})
+            )
+            await self._writer.drain()
+        except (ConnectionError, OSError) as err:
+            self._lose(f"writing to the daemon failed: {err}")
+        return await future
+
+    def _domain(self, data: dict[str, Any]) -> RemoteDomain:
+        return RemoteDomain(self, str(data["name"]), str(data["uuid"]))
+
+    async def list_domains(self) -> list[Domain]:
+        return [RemoteDomain(self, s.name, s.uuid) for s in await self.list_summaries()]
+
+    async def list_summaries(self) -> list[DomainSummary]:
+        return [p.summary_from_wire(d) for d in await self.call("list_summaries")]
+
+    async def lookup(self, name: str) -> Domain:
+        return self._domain(await self.call("lookup", name=name))
+
+    async def lookup_by_uuid(self, uuid: str) -> Domain:
+        return self._domain(await self.call("lookup_by_uuid", uuid=uuid))
+
+    async def define_xml(self, xml: str) -> Domain:
+        return self._domain(await self.call("define_xml", xml=xml))
+
+    def events(self) -> EventStream:
+        if self._closed:
+            raise OperationInvalid("This connection is closed; open a new one.")
+        return self._hub.subscribe()
+
+    async def host_info(self) -> HostInfo:
+        return p.host_from_wire(await self.call("host_info"))
+
+    async def ping(self) -> float:
+        """Round-trip time of one call, in seconds."""
+        loop = asyncio.get_running_loop()
+        start = loop.time()
+        await self.call("ping")
+        return loop.time() - start
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        with contextlib.suppress(Exception):
+            self._writer.write(p.encode_message({"type": "bye", "reason": "client closed"}))
+            await asyncio.wait_for(self._writer.drain(), 1.0)
+        with contextlib.suppress(Exception):
+            self._writer.close()
+        if self._reader_task is not None:
+            self._reader_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader_task
+        error = OperationInvalid("This connection was closed while the call was in flight.")
+        for future in self._pending.values():
+            if not future.done():
+                future.set_exception(error)
+        self._pending.clear()
+        self._hub.close(ConnectionClosedEvent(reason="the connection was closed", lost=False))
+        if self._on_close is not None:
+            await self._on_close()

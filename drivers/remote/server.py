@@ -1,0 +1,351 @@
+"""Serving one driver connection to many clients (what virtdeckd runs).
+
+Each client gets every event, in order, through its own bounded outgoing queue: a client
+that stops reading is disconnected with a reason once its queue is full, and never slows
+the others down. Requests run concurrently; replies carry the request id. A malformed frame
+ends that client's connection with a reason; the server keeps serving everyone else.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import grp
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from drivers.api import Connection, Domain
+from drivers.errors import InvalidArgument, OperationFailed, ProtocolError, VirtError
+from drivers.model import Event
+from drivers.remote import protocol as p
+from drivers.version import VERSION
+
+log = logging.getLogger(__name__)
+
+#: Outgoing messages a client may have queued before it counts as too slow.
+MAX_QUEUE = 10_000
+#: Requests one client may have in flight at once.
+MAX_IN_FLIGHT = 256
+HELLO_TIMEOUT = 10.0
+#: How long a dropped client gets to read its last messages and the bye.
+DROP_GRACE = 10.0
+
+Handler = Callable[[Connection, dict[str, Any]], Awaitable[Any]]
+
+
+def _arg(args: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any:
+    if name not in args:
+        if default is ...:
+            raise InvalidArgument(f"The call is missing its '{name}' argument.")
+        return default
+    value = args[name]
+    if kind is bool and not isinstance(value, bool):
+        raise InvalidArgument(f"Argument '{name}' must be true or false.")
+    if kind is str and not isinstance(value, str):
+        raise InvalidArgument(f"Argument '{name}' must be a string.")
+    return value
+
+
+async def _domain(conn: Connection, args: dict[str, Any]) -> Domain:
+    return await conn.lookup_by_uuid(_arg(args, "uuid", str))
+
+
+def _ident(dom: Domain) -> dict[str, str]:
+    return {"name": dom.name, "uuid": dom.uuid}
+
+
+async def _list_summaries(conn: Connection, args: dict[str, Any]) -> Any:
+    return [p.summary_to_wire(s) for s in await conn.list_summaries()]
+
+
+async def _lookup(conn: Connection, args: dict[str, Any]) -> Any:
+    return _ident(await conn.lookup(_arg(args, "name", str)))
+
+
+async def _lookup_by_uuid(conn: Connection, args: dict[str, Any]) -> Any:
+    return _ident(await conn.lookup_by_uuid(_arg(args, "uuid", str)))
+
+
+async def _define_xml(conn: Connection, args: dict[str, Any]) -> Any:
+    return _ident(await conn.define_xml(_arg(args, "xml", str)))
+
+
+async def _host_info(conn: Connection, args: dict[str, Any]) -> Any:
+    return p.host_to_wire(await conn.host_info())
+
+
+async def _ping(conn: Connection, args: dict[str, Any]) -> Any:
+    return {}
+
+
+async def _start(conn: Connection, args: dict[str, Any]) -> Any:
+    await (await _domain(conn, args)).start(paused=_arg(args, "paused", bool, False))
+
+
+def _simple(name: str) -> Handler:
+    async def call(conn: Connection, args: dict[str, Any]) -> Any:
+        method = getattr(await _domain(conn, args), name)
+        await method()
+
+    return call
+
+
+async def _state(conn: Connection, args: dict[str, Any]) -> Any:
+    state, reason = await (await _domain(conn, args)).state()
+    return {"state": state.name, "reason": reason.name}
+
+
+async def _info(conn: Connection, args: dict[str, Any]) -> Any:
+    return p.info_to_wire(await (await _domain(conn, args)).info())
+
+
+async def _xml(conn: Connection, args: dict[str, Any]) -> Any:
+    return await (await _domain(conn, args)).xml(inactive=_arg(args, "inactive", bool, False))
+
+
+async def _id(conn: Connection, args: dict[str, Any]) -> Any:
+    return await (await _domain(conn, args)).id()
+
+
+METHODS: dict[str, Handler] = {
+    "ping": _ping,
+    "list_summaries": _list_summaries,
+    "lookup": _lookup,
+    "lookup_by_uuid": _lookup_by_uuid,
+    "define_xml": _define_xml,
+    "host_info": _host_info,
+    "domain.start": _start,
+    "domain.state": _state,
+    "domain.info": _info,
+    "domain.xml": _xml,
+    "domain.id": _id,
+    **{
+        f"domain.{name}": _simple(name)
+        for name in ("shutdown", "reboot", "reset", "suspend", "resume", "destroy", "undefine")
+    },
+}
+
+
+class ClientSession:
+    """One connected client."""
+
+    def __init__(
+        self,
+        server: Server,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        peer: str,
+    ) -> None:
+        self.server = server
+        self.reader = reader
+        self.writer = writer
+        self.peer = peer
+        self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=server.max_queue)
+        self.ready = False
+        self.closed = False
+        self._calls: set[asyncio.Task[None]] = set()
+        self.writer_task: asyncio.Task[None] | None = None
+
+    def send(self, message: dict[str, Any]) -> None:
+        """Queue a message; a client whose queue is full is disconnected."""
+        if self.closed:
+            return
+        try:
+            data = p.encode_message(message)
+        except VirtError as err:
+            data = p.encode_message(
+                {"type": "reply", "id": message.get("id"), "error": p.error_to_wire(err)}
+            )
+        try:
+            self.queue.put_nowait(data)
+        except asyncio.QueueFull:
+            self.drop(
+                f"this client fell {self.server.max_queue} messages behind; reconnect to get "
+                "the current state"
+            )
+
+    def drop(self, reason: str) -> None:
+        """Disconnect with ``reason``: pending messages are discarded, the bye goes last.
+
+        The bye waits behind what the socket already holds; a client that never reads
+        again is cut off after :data:`DROP_GRACE` seconds.
+        """
+        if self.closed:
+            return
+        self.closed = True
+        log.info("dropping client %s: %s", self.peer, reason)
+        while not self.queue.empty():
+            self.queue.get_nowait()
+        self.queue.put_nowait(p.encode_message({"type": "bye", "reason": reason}))
+        self.queue.put_nowait(None)
+        asyncio.get_running_loop().call_later(DROP_GRACE, self.writer.transport.abort)
+
+    async def _write_loop(self) -> None:
+        try:
+            while True:
+                data = await self.queue.get()
+                if data is None:
+                    break
+                self.writer.write(data)
+                await self.writer.drain()
+        except (ConnectionError, OSError):
+            self.closed = True
+        finally:
+            with contextlib.suppress(Exception):
+                self.writer.close()
+
+    async def serve(self) -> None:
+        self.writer_task = asyncio.create_task(self._write_loop())
+        try:
+            await self._handshake()
+            while not self.closed:
+                frame = await p.read_frame(self.reader)
+                if frame.kind != p.JSON:
+                    raise ProtocolError("This daemon has no streams open for byte frames yet.")
+                self._dispatch(p.decode_message(frame))
+        except EOFError:
+            pass
+        except ProtocolError as err:
+            self.drop(f"protocol error: {err.message}")
+        except (ConnectionError, OSError, TimeoutError) as err:
+            log.debug("client %s went away: %s", self.peer, err)
+        finally:
+            for task in list(self._calls):
+                task.cancel()
+            if not self.closed:
+                self.closed = True
+                with contextlib.suppress(asyncio.QueueFull):
+                    self.queue.put_nowait(None)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(self.writer_task, 2.0)
+
+    async def _handshake(self) -> None:
+        frame = await asyncio.wait_for(p.read_frame(self.reader), HELLO_TIMEOUT)
+        hello = p.decode_message(frame)
+        if hello.get("type") != "hello":
+            raise ProtocolError("The first message must be 'hello'.")
+        version = hello.get("protocol")
+        if version != p.PROTOCOL_VERSION:
+            raise ProtocolError(
+                f"This daemon speaks protocol {p.PROTOCOL_VERSION}, the client {version}; "
+                "install matching virtdeck versions on both ends."
+            )
+        self.send(
+            {
+                "type": "welcome",
+                "protocol": p.PROTOCOL_VERSION,
+                "daemon": VERSION,
+                "uri": self.server.uri,
+                "hostname": socket.gethostname(),
+                "capabilities": sorted(self.server.conn.capabilities),
+            }
+        )
+        self.ready = True
+
+    def _dispatch(self, message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind == "bye":
+            self.closed = True
+            return
+        if kind != "call":
+            raise ProtocolError(f"Unknown message type '{kind}'.")
+        call_id = message.get("id")
+        if not isinstance(call_id, int):
+            raise ProtocolError("A call needs an integer 'id'.")
+        if len(self._calls) >= MAX_IN_FLIGHT:
+            err = OperationFailed(
+                f"Too many calls in flight ({MAX_IN_FLIGHT}); wait for replies before sending more."
+            )
+            self.send({"type": "reply", "id": call_id, "error": p.error_to_wire(err)})
+            return
+        task = asyncio.create_task(self._call(call_id, message.get("method"), message.get("args")))
+        self._calls.add(task)
+        task.add_done_callback(self._calls.discard)
+
+    async def _call(self, call_id: int, method: Any, args: Any) -> None:
+        try:
+            handler = METHODS.get(method) if isinstance(method, str) else None
+            if handler is None:
+                raise InvalidArgument(f"The daemon has no method '{method}'.")
+            if args is None:
+                args = {}
+            if not isinstance(args, dict):
+                raise InvalidArgument(f"The arguments of '{method}' must be an object.")
+            result = await handler(self.server.conn, args)
+            self.send({"type": "reply", "id": call_id, "result": result})
+        except VirtError as err:
+            self.send({"type": "reply", "id": call_id, "error": p.error_to_wire(err)})
+        except Exception as err:  # a bug must not take the daemon down
+            log.exception("method %s failed", method)
+            failure = OperationFailed(f"The daemon failed on '{method}': {err}.")
+            self.send({"type": "reply", "id": call_id, "error": p.error_to_wire(failure)})
+
+
+class Server:
+    """Serves ``conn`` to clients on unix sockets and/or stdio."""
+
+    def __init__(self, conn: Connection, uri: str, max_queue: int = MAX_QUEUE) -> None:
+        self.conn = conn
+        self.uri = uri
+        self.max_queue = max_queue
+        self.sessions: set[ClientSession] = set()
+        self._events = conn.events()
+        self._pump = asyncio.create_task(self._pump_events(), name="event-pump")
+        self._servers: list[asyncio.base_events.Server] = []
+        self._seq = 0
+
+    async def _pump_events(self) -> None:
+        async for event in self._events:
+            self.broadcast(event)
+
+    def broadcast(self, event: Event) -> None:
+        self._seq += 1
+        message = {"type": "event", "seq": self._seq, "event": p.event_to_wire(event)}
+        for session in list(self.sessions):
+            if session.ready:
+                session.send(message)
+
+    async def handle(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str = "client"
+    ) -> None:
+        session = ClientSession(self, reader, writer, peer)
+        self.sessions.add(session)
+        try:
+            await session.serve()
+        finally:
+            self.sessions.discard(session)
+
+    async def listen_unix(self, path: Path, mode: int = 0o600, group: str | None = None) -> None:
+        """Listen on ``path``: created with ``mode`` from the start, never wider."""
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        old = os.umask(0o777 & ~mode)
+        try:
+            server = await asyncio.start_unix_server(
+                lambda r, w: self.handle(r, w, "unix"), path=str(path), limit=p.MAX_FRAME
+            )
+        finally:
+            os.umask(old)
+        os.chmod(path, mode)
+        if group is not None:
+            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+        self._servers.append(server)
+
+    async def close(self, reason: str) -> None:
+        """Say goodbye to every client with ``reason`` and stop listening."""
+        for server in self._servers:
+            server.close()
+        sessions = list(self.sessions)
+        for session in sessions:
+            session.drop(reason)
+        writers = [s.writer_task for s in sessions if s.writer_task is not None]
+        if writers:
+            await asyncio.wait(writers, timeout=1.0)
+        self._events.close()
+        self._pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._pump

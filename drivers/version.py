@@ -1,0 +1,3 @@
+"""The version of virtdeck's drivers and daemon."""
+
+VERSION = "0.1.0"
