@@ -11,6 +11,7 @@ import asyncio
 from collections.abc import AsyncIterator
 from types import TracebackType
 
+from drivers.errors import NotSupported
 from drivers.model import (
     ConnectionClosedEvent,
     DomainInfo,
@@ -18,7 +19,9 @@ from drivers.model import (
     DomainSummary,
     Event,
     HostInfo,
+    PoolInfo,
     StateReason,
+    VolumeInfo,
 )
 
 
@@ -132,6 +135,26 @@ class Connection(abc.ABC):
     def capabilities(self) -> frozenset[str]:
         """Names of optional operations this connection supports."""
         return frozenset()
+
+    # --- the default storage pool (optional: capability 'storage') ----------------------
+
+    async def pool_info(self) -> PoolInfo:
+        """The host's default image directory and its free space."""
+        raise NotSupported(f"{self.uri} has no storage pool.")
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        """Disk and ISO images in the default pool, by name."""
+        raise NotSupported(f"{self.uri} has no storage pool.")
+
+    async def create_volume(
+        self, name: str, capacity_bytes: int, fmt: str | None = None
+    ) -> VolumeInfo:
+        """Create an empty disk image in the default pool; the suffix gives the format."""
+        raise NotSupported(f"{self.uri} has no storage pool.")
+
+    async def delete_volume(self, name: str) -> None:
+        """Delete an image that no running domain uses."""
+        raise NotSupported(f"{self.uri} has no storage pool.")
 
     async def __aenter__(self) -> Connection:
         return self

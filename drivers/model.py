@@ -413,3 +413,24 @@ class HostInfo:
     hypervisor_version: str
     driver_version: str
     uri: str
+
+
+@dataclass(frozen=True)
+class VolumeInfo:
+    """One image in a host's default storage pool."""
+
+    name: str
+    path: str
+    format: str  # 'qcow2', 'raw' or 'iso'
+    capacity_bytes: int
+    allocation_bytes: int
+
+
+@dataclass(frozen=True)
+class PoolInfo:
+    """A host's default storage pool: a directory of images."""
+
+    name: str
+    path: str
+    capacity_bytes: int
+    available_bytes: int

@@ -11,6 +11,7 @@ Layout of the root (all files written atomically)::
 ``run`` may live elsewhere (``?run=DIR``): the session daemon keeps it under
 $XDG_RUNTIME_DIR, which does not outlive the host's uptime, like the guests.
     log/NAME.log          QEMU's stdout/stderr, one header per start
+    images/               the default storage pool (disk images and ISOs)
     dump/                 memory dumps of crashed guests (on_crash=coredump-*)
 
 Opening a root again reconnects to every domain whose QEMU is still alive and reconciles
@@ -50,6 +51,7 @@ from drivers.qemu.monitor import Monitor
 from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
 from drivers.qemu.registry import DomainRegistry, RegistryConnection
 from drivers.qemu.runtime import Backend, DomainRuntime
+from drivers.storage import DirectoryPool
 from drivers.uri import URI
 
 log = logging.getLogger(__name__)
@@ -109,6 +111,7 @@ class QemuRegistry(DomainRegistry):
         self._lock_fd: int | None = None
         self._next_id = 1
         self.writer = fsutil.WriteBehind()
+        self.pool = DirectoryPool(root / "images", self.users_of)
         for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
         self.run_root.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -417,7 +420,7 @@ class QemuConnection(RegistryConnection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"console-log"})
+        return super().capabilities | {"console-log"}
 
 
 async def open_embed(uri: URI) -> QemuConnection:

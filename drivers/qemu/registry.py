@@ -13,7 +13,7 @@ import socket
 
 from drivers.api import Connection, Domain, EventHub, EventStream
 from drivers.domxml import DomainDef, parse_domain
-from drivers.errors import DomainExists, NoSuchDomain, OperationInvalid
+from drivers.errors import DomainExists, NoSuchDomain, NotSupported, OperationInvalid
 from drivers.model import (
     ConnectionClosedEvent,
     DefinedDetail,
@@ -24,10 +24,13 @@ from drivers.model import (
     EventType,
     HostInfo,
     LifecycleEvent,
+    PoolInfo,
     StateReason,
     UndefinedDetail,
+    VolumeInfo,
 )
 from drivers.qemu.runtime import Backend, DomainRuntime
+from drivers.storage import DirectoryPool, MemoryPool
 from drivers.version import VERSION
 
 
@@ -40,6 +43,15 @@ class DomainRegistry(abc.ABC):
         self.by_uuid: dict[str, DomainRuntime] = {}
         self.by_name: dict[str, DomainRuntime] = {}
         self.hubs: list[EventHub] = []
+        self.pool: DirectoryPool | MemoryPool | None = None
+
+    def users_of(self, path: str) -> list[str]:
+        """Active domains whose disks use the image at ``path``."""
+        return [
+            rt.name
+            for rt in self.sorted()
+            if rt.active and any(d.source == path for d in rt.definition.disks)
+        ]
 
     # --- storage hooks --------------------------------------------------------------
 
@@ -238,6 +250,30 @@ class RegistryConnection(Connection):
     @property
     def uri(self) -> str:
         return self._uri
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return frozenset({"storage"}) if self.registry.pool is not None else frozenset()
+
+    def _pool(self) -> DirectoryPool | MemoryPool:
+        self._check_open()
+        if self.registry.pool is None:
+            raise NotSupported(f"{self._uri} has no storage pool.")
+        return self.registry.pool
+
+    async def pool_info(self) -> PoolInfo:
+        return await self._pool().info()
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        return await self._pool().list()
+
+    async def create_volume(
+        self, name: str, capacity_bytes: int, fmt: str | None = None
+    ) -> VolumeInfo:
+        return await self._pool().create(name, capacity_bytes, fmt)
+
+    async def delete_volume(self, name: str) -> None:
+        await self._pool().delete(name)
 
     def _check_open(self) -> None:
         if self._closed:

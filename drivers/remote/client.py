@@ -24,7 +24,9 @@ from drivers.model import (
     DomainState,
     DomainSummary,
     HostInfo,
+    PoolInfo,
     StateReason,
+    VolumeInfo,
 )
 from drivers.remote import protocol as p
 from drivers.version import VERSION
@@ -256,6 +258,24 @@ class RemoteConnection(Connection):
 
     async def host_info(self) -> HostInfo:
         return p.host_from_wire(await self.call("host_info"))
+
+    async def pool_info(self) -> PoolInfo:
+        return p.pool_from_wire(await self.call("storage.pool_info"))
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        return [p.volume_from_wire(v) for v in await self.call("storage.list_volumes")]
+
+    async def create_volume(
+        self, name: str, capacity_bytes: int, fmt: str | None = None
+    ) -> VolumeInfo:
+        args: dict[str, Any] = {"name": name, "capacity_bytes": capacity_bytes}
+        if fmt is not None:
+            args["format"] = fmt
+        volume = await self.call("storage.create_volume", **args)
+        return p.volume_from_wire(volume)
+
+    async def delete_volume(self, name: str) -> None:
+        await self.call("storage.delete_volume", name=name)
 
     async def ping(self) -> float:
         """Round-trip time of one call, in seconds."""

@@ -25,6 +25,8 @@ from drivers.model import (
     EventType,
     HostInfo,
     LifecycleEvent,
+    PoolInfo,
+    VolumeInfo,
 )
 
 PROTOCOL_VERSION = 1
@@ -171,6 +173,44 @@ def host_from_wire(d: dict[str, Any]) -> HostInfo:
         hypervisor_version=str(d["hypervisor_version"]),
         driver_version=str(d["driver_version"]),
         uri=str(d["uri"]),
+    )
+
+
+def volume_to_wire(v: VolumeInfo) -> dict[str, Any]:
+    return {
+        "name": v.name,
+        "path": v.path,
+        "format": v.format,
+        "capacity_bytes": v.capacity_bytes,
+        "allocation_bytes": v.allocation_bytes,
+    }
+
+
+def volume_from_wire(d: dict[str, Any]) -> VolumeInfo:
+    return VolumeInfo(
+        name=str(d["name"]),
+        path=str(d["path"]),
+        format=str(d["format"]),
+        capacity_bytes=int(d["capacity_bytes"]),
+        allocation_bytes=int(d["allocation_bytes"]),
+    )
+
+
+def pool_to_wire(i: PoolInfo) -> dict[str, Any]:
+    return {
+        "name": i.name,
+        "path": i.path,
+        "capacity_bytes": i.capacity_bytes,
+        "available_bytes": i.available_bytes,
+    }
+
+
+def pool_from_wire(d: dict[str, Any]) -> PoolInfo:
+    return PoolInfo(
+        name=str(d["name"]),
+        path=str(d["path"]),
+        capacity_bytes=int(d["capacity_bytes"]),
+        available_bytes=int(d["available_bytes"]),
     )
 
 

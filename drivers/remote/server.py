@@ -47,6 +47,8 @@ def _arg(args: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any
         raise InvalidArgument(f"Argument '{name}' must be true or false.")
     if kind is str and not isinstance(value, str):
         raise InvalidArgument(f"Argument '{name}' must be a string.")
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidArgument(f"Argument '{name}' must be a whole number.")
     return value
 
 
@@ -111,7 +113,31 @@ async def _id(conn: Connection, args: dict[str, Any]) -> Any:
     return await (await _domain(conn, args)).id()
 
 
+async def _pool_info(conn: Connection, args: dict[str, Any]) -> Any:
+    return p.pool_to_wire(await conn.pool_info())
+
+
+async def _list_volumes(conn: Connection, args: dict[str, Any]) -> Any:
+    return [p.volume_to_wire(v) for v in await conn.list_volumes()]
+
+
+async def _create_volume(conn: Connection, args: dict[str, Any]) -> Any:
+    capacity = _arg(args, "capacity_bytes", int)
+    volume = await conn.create_volume(
+        _arg(args, "name", str), capacity, _arg(args, "format", str, None)
+    )
+    return p.volume_to_wire(volume)
+
+
+async def _delete_volume(conn: Connection, args: dict[str, Any]) -> Any:
+    await conn.delete_volume(_arg(args, "name", str))
+
+
 METHODS: dict[str, Handler] = {
+    "storage.pool_info": _pool_info,
+    "storage.list_volumes": _list_volumes,
+    "storage.create_volume": _create_volume,
+    "storage.delete_volume": _delete_volume,
     "ping": _ping,
     "list_summaries": _list_summaries,
     "lookup": _lookup,

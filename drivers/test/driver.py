@@ -26,13 +26,16 @@ from drivers.model import (
     RunningReason,
     ShutoffReason,
     StateReason,
+    VolumeInfo,
 )
 from drivers.qemu.registry import DomainRegistry, RegistryConnection
 from drivers.qemu.runtime import Backend, DomainRuntime
+from drivers.storage import MemoryPool
 from drivers.test.simqemu import SimulatedQemu
 from drivers.uri import URI
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
+IMAGE_DIR = "/var/lib/virtdeck/images"
 MAX_NODE_BYTES = 64 << 20
 
 _QEMU_STATUS = {
@@ -62,7 +65,7 @@ def _domain(name: str, uuid: str, memory_mib: int, vcpus: int, extra: str = "") 
   <devices>
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
-      <source file='/var/lib/virtdeck/images/{name}.qcow2'/>
+      <source file='{IMAGE_DIR}/{name}.qcow2'/>
       <target dev='vda' bus='virtio'/>
     </disk>
     <interface type='network'><source network='default'/><model type='virtio'/></interface>
@@ -90,11 +93,31 @@ DEFAULT_DOMAINS: tuple[tuple[str, DomainState], ...] = (
 )
 
 
+def _seed_volumes() -> list[VolumeInfo]:
+    gib = 1 << 30
+    disks = [
+        VolumeInfo(f"{name}.qcow2", f"{IMAGE_DIR}/{name}.qcow2", "qcow2", 20 * gib, 3 * gib)
+        for name in ("test", "web1", "db1", "build", "kernel-dev")
+    ]
+    isos = [
+        VolumeInfo(name, f"{IMAGE_DIR}/{name}", "iso", size, size)
+        for name, size in (
+            ("debian-12.8.0-amd64-netinst.iso", 660 << 20),
+            ("alpine-virt-3.20.3-x86_64.iso", 62 << 20),
+        )
+    ]
+    return disks + isos
+
+
 class TestRegistry(DomainRegistry):
     """The domains of one test driver instance."""
 
     __test__ = False  # not a pytest test class
     hypervisor = "TEST"
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.pool = MemoryPool(IMAGE_DIR, self.users_of, _seed_volumes())
 
     def store_definition(self, defn: DomainDef) -> None:
         """Definitions live in memory only."""
@@ -141,7 +164,7 @@ class TestConnection(RegistryConnection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"simulate"})
+        return super().capabilities | {"simulate"}
 
 
 _default: TestRegistry | None = None
