@@ -9,10 +9,13 @@ then the data. The length counts the type byte and the payload and may not excee
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import enum
 import json
 import struct
+import typing
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
 from drivers.errors import ProtocolError, VirtError, error_classes
 from drivers.model import (
@@ -36,13 +39,29 @@ JSON = ord("J")
 BYTES = ord("B")
 
 
+class ByteReader(Protocol):
+    """The read half of a protocol stream (asyncio.StreamReader, or an SSH channel's)."""
+
+    async def readexactly(self, n: int) -> bytes: ...
+
+
+class ByteWriter(Protocol):
+    """The write half of a protocol stream (asyncio.StreamWriter, or an SSH channel's)."""
+
+    def write(self, data: bytes) -> None: ...
+
+    async def drain(self) -> None: ...
+
+    def close(self) -> None: ...
+
+
 @dataclass(frozen=True)
 class Frame:
     kind: int
     payload: bytes
 
 
-async def read_frame(reader: asyncio.StreamReader, max_frame: int = MAX_FRAME) -> Frame:
+async def read_frame(reader: ByteReader, max_frame: int = MAX_FRAME) -> Frame:
     """The next frame; raises EOFError at a clean end, ProtocolError on garbage."""
     try:
         header = await reader.readexactly(_HEADER.size)
@@ -108,110 +127,82 @@ def error_from_wire(data: Any) -> VirtError:
 # --- typed values ----------------------------------------------------------------------------
 
 
-def summary_to_wire(s: DomainSummary) -> dict[str, Any]:
+_Value = TypeVar("_Value")
+
+
+def to_wire(value: Any) -> dict[str, Any]:
+    """A frozen dataclass of the model as JSON: enums by their libvirt names."""
     return {
-        "name": s.name,
-        "uuid": s.uuid,
-        "id": s.id,
-        "state": s.state.name,
-        "reason": s.reason.name,
-        "persistent": s.persistent,
-        "title": s.title,
+        f.name: (v.name if isinstance(v, enum.Enum) else v)
+        for f in dataclasses.fields(value)
+        for v in (getattr(value, f.name),)
     }
 
 
-def summary_from_wire(d: dict[str, Any]) -> DomainSummary:
-    state = DomainState[d["state"]]
-    return DomainSummary(
-        name=str(d["name"]),
-        uuid=str(d["uuid"]),
-        id=d.get("id"),
-        state=state,
-        reason=state.reasons[d["reason"]],
-        persistent=bool(d.get("persistent", True)),
-        title=str(d.get("title", "")),
-    )
+def from_wire(cls: type[_Value], data: Any) -> _Value:
+    """The dataclass ``cls`` from :func:`to_wire`'s JSON; ProtocolError on a bad shape."""
+    if not isinstance(data, dict):
+        raise ProtocolError(f"Expected an object for {cls.__name__}.")
+    hints = typing.get_type_hints(cls)
+    values: dict[str, Any] = {}
+    try:
+        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+            if f.name not in data:
+                continue
+            raw = data[f.name]
+            if f.name == "state":
+                values[f.name] = DomainState[raw]
+            elif f.name == "reason":
+                values[f.name] = DomainState[data["state"]].reasons[raw]
+            elif hints[f.name] is int:
+                values[f.name] = int(raw)
+            elif hints[f.name] is str:
+                values[f.name] = str(raw)
+            else:
+                values[f.name] = raw
+        return cls(**values)
+    except (KeyError, TypeError, ValueError) as err:
+        raise ProtocolError(f"A {cls.__name__} from the daemon is malformed: {err}.") from err
+
+
+def summary_to_wire(s: DomainSummary) -> dict[str, Any]:
+    return to_wire(s)
+
+
+def summary_from_wire(d: Any) -> DomainSummary:
+    return from_wire(DomainSummary, d)
 
 
 def info_to_wire(i: DomainInfo) -> dict[str, Any]:
-    return {
-        "state": i.state.name,
-        "reason": i.reason.name,
-        "max_memory_kib": i.max_memory_kib,
-        "memory_kib": i.memory_kib,
-        "vcpus": i.vcpus,
-        "cpu_time_ns": i.cpu_time_ns,
-    }
+    return to_wire(i)
 
 
-def info_from_wire(d: dict[str, Any]) -> DomainInfo:
-    state = DomainState[d["state"]]
-    return DomainInfo(
-        state=state,
-        reason=state.reasons[d["reason"]],
-        max_memory_kib=int(d["max_memory_kib"]),
-        memory_kib=int(d["memory_kib"]),
-        vcpus=int(d["vcpus"]),
-        cpu_time_ns=int(d["cpu_time_ns"]),
-    )
+def info_from_wire(d: Any) -> DomainInfo:
+    return from_wire(DomainInfo, d)
 
 
 def host_to_wire(h: HostInfo) -> dict[str, Any]:
-    return {
-        "hostname": h.hostname,
-        "hypervisor": h.hypervisor,
-        "hypervisor_version": h.hypervisor_version,
-        "driver_version": h.driver_version,
-        "uri": h.uri,
-    }
+    return to_wire(h)
 
 
-def host_from_wire(d: dict[str, Any]) -> HostInfo:
-    return HostInfo(
-        hostname=str(d["hostname"]),
-        hypervisor=str(d["hypervisor"]),
-        hypervisor_version=str(d["hypervisor_version"]),
-        driver_version=str(d["driver_version"]),
-        uri=str(d["uri"]),
-    )
+def host_from_wire(d: Any) -> HostInfo:
+    return from_wire(HostInfo, d)
 
 
 def volume_to_wire(v: VolumeInfo) -> dict[str, Any]:
-    return {
-        "name": v.name,
-        "path": v.path,
-        "format": v.format,
-        "capacity_bytes": v.capacity_bytes,
-        "allocation_bytes": v.allocation_bytes,
-    }
+    return to_wire(v)
 
 
-def volume_from_wire(d: dict[str, Any]) -> VolumeInfo:
-    return VolumeInfo(
-        name=str(d["name"]),
-        path=str(d["path"]),
-        format=str(d["format"]),
-        capacity_bytes=int(d["capacity_bytes"]),
-        allocation_bytes=int(d["allocation_bytes"]),
-    )
+def volume_from_wire(d: Any) -> VolumeInfo:
+    return from_wire(VolumeInfo, d)
 
 
 def pool_to_wire(i: PoolInfo) -> dict[str, Any]:
-    return {
-        "name": i.name,
-        "path": i.path,
-        "capacity_bytes": i.capacity_bytes,
-        "available_bytes": i.available_bytes,
-    }
+    return to_wire(i)
 
 
-def pool_from_wire(d: dict[str, Any]) -> PoolInfo:
-    return PoolInfo(
-        name=str(d["name"]),
-        path=str(d["path"]),
-        capacity_bytes=int(d["capacity_bytes"]),
-        available_bytes=int(d["available_bytes"]),
-    )
+def pool_from_wire(d: Any) -> PoolInfo:
+    return from_wire(PoolInfo, d)
 
 
 def _event_classes() -> dict[str, type[Event]]:

@@ -171,7 +171,7 @@ async def test_random_frames_never_hurt_the_daemon(
         writer.write(struct.pack(">IB", len(body) + 1, kind) + body)
     await writer.drain()
     writer.close()
-    assert await good.ping() < 2.0
+    assert await good.ping() < 10  # still serving (a generous bound: CI machines are busy)
 
 
 async def test_fifty_clients_hundred_operations(daemon: Path) -> None:
