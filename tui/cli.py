@@ -1,10 +1,17 @@
-"""The ``virtdeck`` command (thin until the CLI and TUI issues land)."""
+"""The ``virtdeck`` command: ``virtdeck [-c URI] COMMAND ...`` speaks virsh; alone it opens the TUI.
+
+This module is imported for every invocation, so it imports nothing heavy: the commands
+(and through them the driver layer) load only once a command is known, and only the driver
+the URI names is ever imported.
+"""
 
 from __future__ import annotations
 
-import argparse
-import shutil
+import os
 import sys
+
+DEFAULT_URI = "qemu:///session"
+DEMO_URI = "test:///default"
 
 INSTALL_HINT = (
     "QEMU is not installed on this machine, so virtdeck cannot run virtual machines here.\n"
@@ -12,17 +19,131 @@ INSTALL_HINT = (
     "Or try the demo, which needs no QEMU:  virtdeck --demo"
 )
 
+TUI_COMING = (
+    "virtdeck: the terminal UI is not built yet. Meanwhile the virsh-like commands work,\n"
+    "e.g. 'virtdeck list --all'; 'virtdeck help' lists them."
+)
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="virtdeck", description=__doc__)
-    parser.add_argument("-c", "--connect", metavar="URI", help="connection URI")
-    parser.add_argument("--demo", action="store_true", help="use the test:///default driver")
-    args = parser.parse_args(argv)
-    if not args.demo and args.connect is None and shutil.which("qemu-system-x86_64") is None:
+USAGE = """\
+
+virtdeck [options]... <command> [args...]
+virtdeck [options]...            (the terminal UI)
+
+  options:
+    -c | --connect=URI      hypervisor connection URI (default: $VIRTDECK_DEFAULT_URI,
+                            else qemu:///session)
+    --demo                  use the in-memory demo driver, test:///default
+    -h | --help             this help
+    -q | --quiet            quiet mode
+    -v | --version          program version
+
+  commands (non interactive mode):
+
+"""
+
+
+class _UsageError(Exception):
+    pass
+
+
+def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
+    """Split the options before the command (virsh's getopt part) from the command words."""
+    found: dict[str, str | bool] = {}
+    i = 0
+    while i < len(argv):
+        word = argv[i]
+        if word == "--":
+            i += 1
+            break
+        if not word.startswith("-") or word == "-":
+            break
+        i += 1
+        if word in ("-c", "--connect"):
+            if i == len(argv):
+                raise _UsageError(f"option '{word}' requires an argument")
+            found["connect"] = argv[i]
+            i += 1
+        elif word.startswith("--connect="):
+            found["connect"] = word.partition("=")[2]
+        elif word.startswith("-c") and not word.startswith("--"):
+            found["connect"] = word[2:]
+        elif word == "--demo":
+            found["demo"] = True
+        elif word in ("-q", "--quiet"):
+            found["quiet"] = True
+        elif word in ("-h", "--help"):
+            found["help"] = True
+        elif word in ("-v", "--version"):
+            found["version"] = True
+        else:
+            raise _UsageError(f"unsupported option '{word}'. See --help.")
+    return found, argv[i:]
+
+
+def _run(uri: str, quiet: bool, words: list[str]) -> int:
+    import asyncio
+
+    from tui.virsh import Shell, run
+
+    return asyncio.run(run(Shell(uri, quiet=quiet), words))
+
+
+def _no_command(explicit_uri: bool) -> int:
+    import shutil
+
+    if not explicit_uri and shutil.which("qemu-system-x86_64") is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 1
-    print("virtdeck: the terminal UI is not built yet; see README.md.", file=sys.stderr)
+    print(TUI_COMING, file=sys.stderr)
     return 0
+
+
+def _version() -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version("virtdeck")
+    except metadata.PackageNotFoundError:
+        return "0.1.0 (source checkout)"
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``virtdeck`` console script; returns the exit status."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    try:
+        options, words = _parse_globals(args)
+    except _UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if options.get("help"):
+        from tui.virsh.commands import GROUPS
+        from tui.virsh.options import group_help
+
+        sys.stdout.write(USAGE + "".join(group_help(group) + "\n" for group in GROUPS))
+        return 0
+    if options.get("version"):
+        print(_version())
+        return 0
+    connect = options.get("connect")
+    env_uri = os.environ.get("VIRTDECK_DEFAULT_URI") or None
+    if isinstance(connect, str):
+        uri = connect
+    elif options.get("demo"):
+        uri = DEMO_URI
+    else:
+        uri = env_uri or DEFAULT_URI
+    if not words:
+        return _no_command(explicit_uri=bool(connect or options.get("demo") or env_uri))
+    try:
+        return _run(uri, bool(options.get("quiet")), words)
+    except KeyboardInterrupt:
+        return 130
+    except BrokenPipeError:
+        # The reader went away (``virtdeck event --loop | head -1``): stop quietly, and
+        # keep the interpreter's final flush from failing on the closed pipe too.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ class QemuProcess:
         self.log_offset = log_offset  # where this run's own output starts in the log
         self._popen = popen
         self._pidfd: int | None = None
+        self._waiters: set[asyncio.Future[None]] = set()
         with contextlib.suppress(OSError):
             self._pidfd = os.pidfd_open(pid)
 
@@ -94,7 +95,7 @@ class QemuProcess:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         if self._pidfd is not None and self.alive():
-            ready = loop.create_future()
+            ready: asyncio.Future[None] = loop.create_future()
             fd = self._pidfd
 
             def _readable() -> None:
@@ -102,11 +103,14 @@ class QemuProcess:
                     ready.set_result(None)
 
             loop.add_reader(fd, _readable)
+            self._waiters.add(ready)
             try:
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(ready, timeout)
+                    await asyncio.wait_for(asyncio.shield(ready), timeout)
             finally:
-                loop.remove_reader(fd)
+                self._waiters.discard(ready)
+                with contextlib.suppress(ValueError, OSError):
+                    loop.remove_reader(fd)
         while self.alive() and loop.time() < deadline:
             await asyncio.sleep(0.01)
         return not self.alive()
@@ -119,8 +123,17 @@ class QemuProcess:
             await self.wait(5.0)
 
     def close(self) -> None:
-        """Release the pidfd (the process itself is left alone)."""
+        """Release the pidfd (the process itself is left alone).
+
+        Waiters stop waiting on the pidfd and fall back to polling, so a wait that is in
+        progress still ends as soon as the process has gone.
+        """
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
         if self._pidfd is not None:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                asyncio.get_running_loop().remove_reader(self._pidfd)
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
             self._pidfd = None

@@ -164,7 +164,7 @@ class DomainRuntime:
             state=self.state,
             reason=self.reason,
             max_memory_kib=defn.memory_kib,
-            memory_kib=defn.current_memory_kib if self.active else 0,
+            memory_kib=defn.current_memory_kib,
             vcpus=defn.vcpus,
             cpu_time_ns=cpu,
         )

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 import pytest
@@ -242,3 +243,13 @@ async def test_errors_are_clear_and_nothing_is_persisted(
         await h1.start()
     assert await _words(conn, "h1") == "shut off (failed)"
     assert sorted(p.name for p in (embed_root / "run").iterdir()) == []
+
+
+async def test_destroy_is_quick_every_time(conn: Connection) -> None:
+    """Regression: a pidfd released by the EOF path left destroy waiting its full grace."""
+    for index in range(4):
+        dom = await conn.define_xml(diskless_xml(f"q{index}"))
+        await dom.start()
+        started = time.monotonic()
+        await dom.destroy()
+        assert time.monotonic() - started < 2.0
