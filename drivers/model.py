@@ -294,6 +294,8 @@ class DomainEvent(Event):
     kind: ClassVar[str] = "domain"
     domain: str
     uuid: str
+    #: When the hypervisor says it happened (QEMU's event timestamp, Unix time), if known.
+    source_wall: float | None = None
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -291,8 +291,8 @@ class QemuRegistry(DomainRegistry):
         )
 
     def _monitor(self, rt: DomainRuntime) -> Monitor:
-        def on_event(name: str, data: Mapping[str, Any], _when: float) -> None:
-            rt.feed(name, data)
+        def on_event(name: str, data: Mapping[str, Any], when: float) -> None:
+            rt.feed(name, data, when or None)
 
         def on_eof() -> None:
             rt.feed(Trigger.EOF)

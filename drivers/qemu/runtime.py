@@ -171,8 +171,16 @@ class DomainRuntime:
 
     # --- the one place where state changes ------------------------------------------
 
-    def feed(self, trigger: Trigger | str, data: Mapping[str, Any] | None = None) -> Outcome:
-        """Run the event handler on ``trigger`` and commit what it decides."""
+    def feed(
+        self,
+        trigger: Trigger | str,
+        data: Mapping[str, Any] | None = None,
+        when: float | None = None,
+    ) -> Outcome:
+        """Run the event handler on ``trigger`` and commit what it decides.
+
+        ``when`` is QEMU's timestamp of the event, carried on the events it causes.
+        """
         outcome = events.handle(self.context(), trigger, data)
         if self.trace is not None:
             self.trace(trigger, outcome)
@@ -187,11 +195,15 @@ class DomainRuntime:
             self.host.persist(self)
         for etype, detail in outcome.lifecycle:
             self.host.publish(
-                LifecycleEvent(domain=self.name, uuid=self.uuid, type=etype, detail=detail)
+                LifecycleEvent(
+                    domain=self.name, uuid=self.uuid, type=etype, detail=detail, source_wall=when
+                )
             )
         for notice in outcome.notices:
             cls = _NOTICES[notice.kind]
-            self.host.publish(cls(domain=self.name, uuid=self.uuid, **notice.data))
+            self.host.publish(
+                cls(domain=self.name, uuid=self.uuid, source_wall=when, **notice.data)
+            )
         if stopped:
             self.host.stopped(self)
         if outcome.actions:

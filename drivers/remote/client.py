@@ -98,8 +98,8 @@ class RemoteConnection(Connection):
 
     def __init__(
         self,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: p.ByteReader,
+        writer: p.ByteWriter,
         uri: str,
         on_close: Callable[[], Coroutine[Any, Any, None]] | None = None,
     ) -> None:
