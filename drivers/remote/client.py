@@ -17,7 +17,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 
 from drivers.api import Connection, Domain, EventHub, EventStream
-from drivers.errors import ConnectionFailed, ConnectionLost, OperationInvalid, ProtocolError
+from drivers.errors import (
+    ConnectionFailed,
+    ConnectionLost,
+    OperationInvalid,
+    ProtocolError,
+    VirtError,
+)
 from drivers.model import (
     ConnectionClosedEvent,
     DomainInfo,
@@ -29,11 +35,13 @@ from drivers.model import (
     VolumeInfo,
 )
 from drivers.remote import protocol as p
+from drivers.uri import parse_uri
 from drivers.version import VERSION
 
 log = logging.getLogger(__name__)
 
-HANDSHAKE_TIMEOUT = 10.0
+#: Longer than a session daemon takes to start (local.AUTOSTART_TIMEOUT) behind a relay.
+HANDSHAKE_TIMEOUT = 20.0
 
 
 class RemoteDomain(Domain):
@@ -106,6 +114,11 @@ class RemoteConnection(Connection):
         self._reader = reader
         self._writer = writer
         self._uri = uri
+        # Messages name the URI without its query (which may hold long ssh commands).
+        try:
+            self._name = str(parse_uri(uri).without_params())
+        except VirtError:
+            self._name = uri
         self._on_close = on_close
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -140,15 +153,15 @@ class RemoteConnection(Connection):
             message = p.decode_message(frame)
         except (EOFError, ConnectionError, OSError) as err:
             raise ConnectionFailed(
-                f"The daemon behind {self._uri} closed the connection during the handshake."
+                f"The daemon behind {self._name} closed the connection during the handshake."
             ) from err
         except TimeoutError as err:
             raise ConnectionFailed(
-                f"No virtdeck daemon answered on {self._uri} within {HANDSHAKE_TIMEOUT:g} s."
+                f"No virtdeck daemon answered on {self._name} within {HANDSHAKE_TIMEOUT:g} s."
             ) from err
         except ProtocolError as err:
             raise ConnectionFailed(
-                f"What answered on {self._uri} does not speak the virtdeck protocol ({err})."
+                f"What answered on {self._name} does not speak the virtdeck protocol ({err})."
             ) from err
         if message.get("type") == "bye":
             raise ConnectionFailed(f"The daemon refused the connection: {message.get('reason')}")
@@ -183,6 +196,8 @@ class RemoteConnection(Connection):
             if self._closed:
                 return
             raise
+        except Exception as err:  # whatever a transport raises, the link is gone
+            reason = f"the link to the daemon failed: {err!r}"
         self._lose(reason)
 
     def _settle(self, message: dict[str, Any]) -> None:
@@ -199,7 +214,7 @@ class RemoteConnection(Connection):
             return
         self._closed = True
         self._lost_reason = reason
-        error = ConnectionLost(f"The connection to {self._uri} was lost: {reason}.")
+        error = ConnectionLost(f"The connection to {self._name} was lost: {reason}.")
         for future in self._pending.values():
             if not future.done():
                 future.set_exception(error)
@@ -207,6 +222,9 @@ class RemoteConnection(Connection):
         self._hub.close(ConnectionClosedEvent(reason=reason, lost=True))
         with contextlib.suppress(Exception):
             self._writer.close()
+        task = self._reader_task
+        if task is not None and task is not asyncio.current_task():
+            task.cancel()
         if self._on_close is not None:
             asyncio.get_running_loop().create_task(self._on_close())
 
@@ -218,7 +236,7 @@ class RemoteConnection(Connection):
         if self._closed:
             if self._lost_reason is not None:
                 raise ConnectionLost(
-                    f"The connection to {self._uri} was lost: {self._lost_reason}; reconnect."
+                    f"The connection to {self._name} was lost: {self._lost_reason}; reconnect."
                 )
             raise OperationInvalid("This connection is closed; open a new one.")
         call_id = next(self._ids)

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shlex
 import socket
 import weakref
@@ -56,6 +57,9 @@ import asyncssh
 from drivers.errors import AccessDenied, ConnectionFailed, InvalidURI
 from drivers.remote.client import RemoteConnection
 from drivers.uri import URI
+
+# asyncssh logs every channel at INFO; a TUI or CLI that shows INFO would drown in it.
+logging.getLogger("asyncssh").setLevel(logging.WARNING)
 
 #: Seconds between keepalives unless ``?keepalive=`` says otherwise.
 DEFAULT_KEEPALIVE = 1.0
