@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import stat
@@ -164,12 +165,14 @@ async def test_random_frames_never_hurt_the_daemon(
     frames: list[bytes], daemon: Path, good: RemoteConnection
 ) -> None:
     reader, writer = await _raw(daemon)
-    if frames[0][:1] == b"h":
-        await _hello(writer, reader)
-    for body in frames:
-        kind = p.JSON if len(body) % 2 else p.BYTES
-        writer.write(struct.pack(">IB", len(body) + 1, kind) + body)
-    await writer.drain()
+    # The daemon may hang up on the first bad frame; that is its right, not a failure.
+    with contextlib.suppress(ConnectionError):
+        if frames[0][:1] == b"h":
+            await _hello(writer, reader)
+        for body in frames:
+            kind = p.JSON if len(body) % 2 else p.BYTES
+            writer.write(struct.pack(">IB", len(body) + 1, kind) + body)
+        await writer.drain()
     writer.close()
     assert await good.ping() < 10  # still serving (a generous bound: CI machines are busy)
 
