@@ -10,7 +10,8 @@ This package never imports textual, rich, tui or themes.
 
 from __future__ import annotations
 
-from drivers.api import Connection, Domain, EventStream
+from typing import TYPE_CHECKING, Any
+
 from drivers.errors import (
     AccessDenied,
     ConnectionFailed,
@@ -29,19 +30,50 @@ from drivers.errors import (
     ProtocolError,
     VirtError,
 )
-from drivers.model import (
-    ConnectionClosedEvent,
-    DomainEvent,
-    DomainInfo,
-    DomainState,
-    DomainSummary,
-    Event,
-    EventType,
-    HostInfo,
-    LifecycleEvent,
-    RebootEvent,
-)
 from drivers.uri import URI, parse_uri
+
+if TYPE_CHECKING:
+    from drivers.api import Connection, Domain, EventStream
+    from drivers.model import (
+        ConnectionClosedEvent,
+        DomainEvent,
+        DomainInfo,
+        DomainState,
+        DomainSummary,
+        Event,
+        EventType,
+        HostInfo,
+        LifecycleEvent,
+        RebootEvent,
+    )
+
+# Loaded on first use (PEP 562): a one-shot CLI command that needs only the model and the
+# codec must not pay for asyncio and the API classes.
+_LAZY = {
+    "Connection": "drivers.api",
+    "Domain": "drivers.api",
+    "EventStream": "drivers.api",
+    "ConnectionClosedEvent": "drivers.model",
+    "DomainEvent": "drivers.model",
+    "DomainInfo": "drivers.model",
+    "DomainState": "drivers.model",
+    "DomainSummary": "drivers.model",
+    "Event": "drivers.model",
+    "EventType": "drivers.model",
+    "HostInfo": "drivers.model",
+    "LifecycleEvent": "drivers.model",
+    "RebootEvent": "drivers.model",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'drivers' has no attribute '{name}'")
+    import importlib
+
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "URI",

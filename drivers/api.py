@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 
 from drivers.errors import NotSupported
@@ -180,9 +180,21 @@ class EventStream:
         self._hub = hub
         self._queue: asyncio.Queue[Event | None] = asyncio.Queue()
         self._closed = False
+        self._listener: Callable[[Event], None] | None = None
 
     def _deliver(self, event: Event | None) -> None:
+        if self._listener is not None and event is not None:
+            self._listener(event)
+            return
         self._queue.put_nowait(event)
+
+    def set_listener(self, listener: Callable[[Event], None]) -> None:
+        """Have events handed to ``listener`` as they are published, instead of queued.
+
+        For a consumer that must not add a task switch per event (the daemon fanning
+        events out to its clients). ``listener`` must not block.
+        """
+        self._listener = listener
 
     def __aiter__(self) -> AsyncIterator[Event]:
         return self

@@ -6,6 +6,7 @@ import contextlib
 import os
 import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -56,13 +57,14 @@ class WriteBehind:
     """
 
     def __init__(self) -> None:
-        self._pending: dict[Path, bytes | None] = {}
+        self._pending: dict[Path, bytes | Callable[[], str] | None] = {}
         self._cond = threading.Condition()
         self._busy = False
         self._thread: threading.Thread | None = None
         self.errors: list[str] = []
 
-    def submit(self, path: Path, data: bytes | str | None) -> None:
+    def submit(self, path: Path, data: bytes | str | Callable[[], str] | None) -> None:
+        """Write ``data`` (or what the callable returns, computed in the thread) to ``path``."""
         raw = data.encode() if isinstance(data, str) else data
         with self._cond:
             self._pending[path] = raw
@@ -87,7 +89,7 @@ class WriteBehind:
                 if data is None:
                     remove(path)
                 else:
-                    atomic_write(path, data)
+                    atomic_write(path, data() if callable(data) else data)
             except OSError as err:
                 self.errors.append(f"{path}: {err.strerror}")
 

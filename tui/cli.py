@@ -9,6 +9,10 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from drivers.remote.syncclient import SyncRemoteConnection
 
 DEFAULT_URI = "qemu:///session"
 DEMO_URI = "test:///default"
@@ -80,12 +84,51 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
     return found, argv[i:]
 
 
-def _run(uri: str, quiet: bool, words: list[str]) -> int:
-    import asyncio
+#: Commands that need no event loop: on a local daemon they run on the blocking client.
+QUICK_COMMANDS = frozenset(
+    {
+        "list", "domstate", "dominfo", "domid", "domuuid", "domname", "dumpxml", "define",
+        "undefine", "start", "shutdown", "reboot", "reset", "suspend", "resume", "destroy",
+        "uri", "hostname", "version",
+    }
+)  # fmt: skip
 
+
+def _run(uri: str, quiet: bool, words: list[str]) -> int:
     from tui.virsh import Shell, run
 
+    if words and words[0] in QUICK_COMMANDS:
+        quick = _quick_connection(uri)
+        if quick is not None:
+            from drivers.remote.syncclient import run_to_completion
+
+            try:
+                shell = Shell(uri, quiet=quiet, conn=quick)  # type: ignore[arg-type]
+                return run_to_completion(run(shell, words))
+            finally:
+                quick.close_now()
+
+    import asyncio
+
     return asyncio.run(run(Shell(uri, quiet=quiet), words))
+
+
+def _quick_connection(uri: str) -> SyncRemoteConnection | None:
+    """A blocking connection to a running local daemon, or None (then asyncio does it all:
+    starting the session daemon, SSH, the embedded and test drivers)."""
+    if uri not in ("qemu:///session", "qemu:///system"):
+        return None
+    from drivers.errors import VirtError
+    from drivers.remote.paths import session_paths, system_paths
+    from drivers.remote.syncclient import SyncRemoteConnection
+
+    paths = session_paths() if uri == "qemu:///session" else system_paths()
+    if not paths.socket.exists():
+        return None
+    try:
+        return SyncRemoteConnection(paths.socket, uri)
+    except VirtError:
+        return None
 
 
 def _no_command(explicit_uri: bool) -> int:

@@ -129,6 +129,9 @@ class DomainRuntime:
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.trace: Callable[[Trigger | str, Outcome], None] | None = None
+        self._actions: (
+            tuple[DomainDef, tuple[LifecycleAction, LifecycleAction, LifecycleAction, bool]] | None
+        ) = None
 
     # --- reading --------------------------------------------------------------------
 
@@ -147,14 +150,28 @@ class DomainRuntime:
 
     def context(self) -> events.Context:
         defn = self.definition
+        cached = self._actions
+        if cached is None or cached[0] is not defn:
+            # Read once per definition object: the handler runs on every QMP event.
+            cached = (
+                defn,
+                (
+                    defn.on_poweroff,
+                    defn.on_reboot,
+                    defn.on_crash,
+                    any(w.action == "dump" for w in defn.watchdogs),
+                ),
+            )
+            self._actions = cached
+        on_poweroff, on_reboot, on_crash, watchdog_dump = cached[1]
         return events.Context(
             state=self.state,
             reason=self.reason,
             flags=self.flags,
-            on_poweroff=defn.on_poweroff,
-            on_reboot=defn.on_reboot,
-            on_crash=defn.on_crash,
-            watchdog_dump=any(w.action == "dump" for w in defn.watchdogs),
+            on_poweroff=on_poweroff,
+            on_reboot=on_reboot,
+            on_crash=on_crash,
+            watchdog_dump=watchdog_dump,
         )
 
     def info(self) -> DomainInfo:

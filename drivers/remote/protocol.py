@@ -8,14 +8,15 @@ then the data. The length counts the type byte and the payload and may not excee
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import enum
+import functools
 import json
 import struct
 import typing
+from collections.abc import Hashable
 from dataclasses import dataclass
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from drivers.errors import ProtocolError, VirtError, error_classes
 from drivers.model import (
@@ -63,6 +64,8 @@ class Frame:
 
 async def read_frame(reader: ByteReader, max_frame: int = MAX_FRAME) -> Frame:
     """The next frame; raises EOFError at a clean end, ProtocolError on garbage."""
+    import asyncio  # here, so one-shot CLI commands using the codec never load asyncio
+
     try:
         header = await reader.readexactly(_HEADER.size)
     except asyncio.IncompleteReadError as err:
@@ -139,11 +142,17 @@ def to_wire(value: Any) -> dict[str, Any]:
     }
 
 
+@functools.cache
+def _hints(cls: Any) -> dict[str, Any]:
+    # get_type_hints evaluates every annotation: far too slow to repeat for each of 500 rows.
+    return typing.get_type_hints(cls)
+
+
 def from_wire(cls: type[_Value], data: Any) -> _Value:
     """The dataclass ``cls`` from :func:`to_wire`'s JSON; ProtocolError on a bad shape."""
     if not isinstance(data, dict):
         raise ProtocolError(f"Expected an object for {cls.__name__}.")
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cast(Hashable, cls))
     values: dict[str, Any] = {}
     try:
         for f in dataclasses.fields(cls):  # type: ignore[arg-type]

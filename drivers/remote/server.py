@@ -31,6 +31,8 @@ MAX_QUEUE = 10_000
 #: Requests one client may have in flight at once.
 MAX_IN_FLIGHT = 256
 HELLO_TIMEOUT = 10.0
+#: Below this many bytes buffered in the socket, messages skip the queue.
+DIRECT_WRITE_LIMIT = 64 * 1024
 #: How long a dropped client gets to read its last messages and the bye.
 DROP_GRACE = 10.0
 
@@ -186,6 +188,16 @@ class ClientSession:
             data = p.encode_message(
                 {"type": "reply", "id": message.get("id"), "error": p.error_to_wire(err)}
             )
+        if (
+            self.queue.empty()
+            and self.ready
+            and self.writer.transport.get_write_buffer_size() < DIRECT_WRITE_LIMIT
+        ):
+            # Nothing is waiting and the socket keeps up: write now, skipping the writer
+            # task's wake-up. Order holds: the writer task writes whatever it dequeues
+            # before it next yields.
+            self.writer.write(data)
+            return
         try:
             self.queue.put_nowait(data)
         except asyncio.QueueFull:
@@ -320,13 +332,10 @@ class Server:
         self.max_queue = max_queue
         self.sessions: set[ClientSession] = set()
         self._events = conn.events()
-        self._pump = asyncio.create_task(self._pump_events(), name="event-pump")
+        # Fanned out from inside publish(): no task switch between the driver and clients.
+        self._events.set_listener(self.broadcast)
         self._servers: list[asyncio.base_events.Server] = []
         self._seq = 0
-
-    async def _pump_events(self) -> None:
-        async for event in self._events:
-            self.broadcast(event)
 
     def broadcast(self, event: Event) -> None:
         self._seq += 1
@@ -372,6 +381,3 @@ class Server:
         if writers:
             await asyncio.wait(writers, timeout=1.0)
         self._events.close()
-        self._pump.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._pump

@@ -8,7 +8,6 @@ lost ends it with an error.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import re
 import signal
@@ -51,6 +50,8 @@ async def cmd_event(shell: Shell, args: Args) -> bool:
     ref = args.text("domain")
     uuid = (await shell.domain(ref)).uuid if ref is not None else None
     loop_mode, stamped = args.flag("loop"), args.flag("timestamp")
+
+    import asyncio  # only this command needs an event loop; the others may run without one
 
     loop = asyncio.get_running_loop()
     stream = (await shell.connection()).events()

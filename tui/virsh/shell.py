@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from drivers.api import Connection, Domain
 from drivers.errors import NoSuchDomain
-from drivers.model import DomainSummary
 from tui.text import inert
+
+if TYPE_CHECKING:
+    from drivers.api import Connection, Domain
+    from drivers.model import DomainSummary
 
 _ID = re.compile(r"\s*\+?[0-9]+")
 _UUID_LENGTH = 36

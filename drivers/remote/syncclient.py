@@ -1,0 +1,188 @@
+"""A blocking client of a local daemon, for one-shot commands that must start fast.
+
+``virtdeck list --all`` is over before asyncio would have finished importing. This client
+speaks the same protocol over a plain unix socket with blocking calls. Its methods are
+``async def`` so the CLI's commands run on it unchanged, but they never suspend: a command
+coroutine driven with :func:`run_to_completion` finishes in one step, without an event
+loop. It has no event stream (``event`` uses the asyncio client).
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import struct
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Any, TypeVar
+
+from drivers.errors import ConnectionFailed, ConnectionLost, NotSupported, ProtocolError
+from drivers.model import DomainInfo, DomainState, DomainSummary, HostInfo, StateReason
+from drivers.remote import protocol as p
+from drivers.version import VERSION
+
+_HEADER = struct.Struct(">IB")
+_T = TypeVar("_T")
+TIMEOUT = 120.0  # long enough for a start or a destroy with its grace period
+
+
+class SyncDomain:
+    def __init__(self, conn: SyncRemoteConnection, name: str, uuid: str) -> None:
+        self._conn = conn
+        self.name = name
+        self.uuid = uuid
+
+    def _call(self, op: str, **args: Any) -> Any:
+        return self._conn.call(f"domain.{op}", uuid=self.uuid, **args)
+
+    async def start(self, paused: bool = False) -> None:
+        self._call("start", paused=paused)
+
+    async def shutdown(self) -> None:
+        self._call("shutdown")
+
+    async def reboot(self) -> None:
+        self._call("reboot")
+
+    async def reset(self) -> None:
+        self._call("reset")
+
+    async def suspend(self) -> None:
+        self._call("suspend")
+
+    async def resume(self) -> None:
+        self._call("resume")
+
+    async def destroy(self) -> None:
+        self._call("destroy")
+
+    async def undefine(self) -> None:
+        self._call("undefine")
+
+    async def state(self) -> tuple[DomainState, StateReason]:
+        data = self._call("state")
+        state = DomainState[data["state"]]
+        return state, state.reasons[data["reason"]]
+
+    async def info(self) -> DomainInfo:
+        return p.info_from_wire(self._call("info"))
+
+    async def xml(self, inactive: bool = False) -> str:
+        return str(self._call("xml", inactive=inactive))
+
+    async def id(self) -> int | None:
+        value = self._call("id")
+        return int(value) if value is not None else None
+
+
+class SyncRemoteConnection:
+    """One blocking connection to the daemon listening on ``path``."""
+
+    def __init__(self, path: Path, uri: str) -> None:
+        self.uri = uri
+        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock.settimeout(TIMEOUT)
+        try:
+            self._sock.connect(str(path))
+        except OSError as err:
+            self._sock.close()
+            raise ConnectionFailed(f"No daemon is listening on {path}.") from err
+        self._file = self._sock.makefile("rb")
+        self._ids = 0
+        self._send(
+            {"type": "hello", "protocol": p.PROTOCOL_VERSION, "client": f"virtdeck/{VERSION}"}
+        )
+        welcome = self._receive()
+        if welcome.get("type") != "welcome":
+            self.close_now()
+            raise ConnectionFailed(f"The daemon refused the connection: {welcome.get('reason')}")
+        self.capabilities = frozenset(welcome.get("capabilities", ()))
+
+    def _send(self, message: dict[str, Any]) -> None:
+        try:
+            self._sock.sendall(p.encode_message(message))
+        except OSError as err:
+            raise ConnectionLost(f"The connection to {self.uri} was lost: {err}.") from err
+
+    def _receive(self) -> dict[str, Any]:
+        try:
+            header = self._file.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                raise ConnectionLost(f"The daemon behind {self.uri} closed the connection.")
+            length, kind = _HEADER.unpack(header)
+            if not 1 <= length <= p.MAX_FRAME:
+                raise ProtocolError(f"The daemon sent a frame of {length} bytes.")
+            payload = self._file.read(length - 1)
+        except TimeoutError as err:
+            raise ConnectionLost(f"The daemon behind {self.uri} stopped answering.") from err
+        except OSError as err:
+            raise ConnectionLost(f"The connection to {self.uri} was lost: {err}.") from err
+        if kind != p.JSON:
+            return {"type": "ignored"}
+        try:
+            message = json.loads(payload)
+        except ValueError as err:
+            raise ProtocolError("The daemon sent a frame that is not JSON.") from err
+        if not isinstance(message, dict):
+            raise ProtocolError("The daemon sent a message that is not an object.")
+        return message
+
+    def call(self, method: str, **args: Any) -> Any:
+        self._ids += 1
+        call_id = self._ids
+        self._send({"type": "call", "id": call_id, "method": method, "args": args})
+        while True:
+            message = self._receive()
+            kind = message.get("type")
+            if kind == "bye":
+                raise ConnectionLost(f"The daemon closed the connection: {message.get('reason')}.")
+            if kind == "reply" and message.get("id") == call_id:
+                if "error" in message:
+                    raise p.error_from_wire(message["error"])
+                return message.get("result")
+            # events pushed meanwhile are of no interest to a one-shot command
+
+    def _domain(self, data: dict[str, Any]) -> SyncDomain:
+        return SyncDomain(self, str(data["name"]), str(data["uuid"]))
+
+    async def list_domains(self) -> list[SyncDomain]:
+        return [SyncDomain(self, s.name, s.uuid) for s in await self.list_summaries()]
+
+    async def list_summaries(self) -> list[DomainSummary]:
+        return [p.summary_from_wire(d) for d in self.call("list_summaries")]
+
+    async def lookup(self, name: str) -> SyncDomain:
+        return self._domain(self.call("lookup", name=name))
+
+    async def lookup_by_uuid(self, uuid: str) -> SyncDomain:
+        return self._domain(self.call("lookup_by_uuid", uuid=uuid))
+
+    async def define_xml(self, xml: str) -> SyncDomain:
+        return self._domain(self.call("define_xml", xml=xml))
+
+    async def host_info(self) -> HostInfo:
+        return p.host_from_wire(self.call("host_info"))
+
+    def events(self) -> Any:
+        raise NotSupported("The quick client has no event stream.")
+
+    def close_now(self) -> None:
+        try:
+            self._sock.sendall(p.encode_message({"type": "bye", "reason": "client closed"}))
+        except OSError:
+            pass
+        self._file.close()
+        self._sock.close()
+
+    async def close(self) -> None:
+        self.close_now()
+
+
+def run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run a coroutine that never suspends (it only awaits this module's methods)."""
+    try:
+        coro.send(None)
+    except StopIteration as done:
+        return done.value  # type: ignore[no-any-return]
+    coro.close()
+    raise RuntimeError("a command awaited something only an event loop can provide")
