@@ -30,9 +30,8 @@ from drivers.errors import (
     ProtocolError,
     VirtError,
 )
-from drivers.uri import URI, parse_uri
-
 if TYPE_CHECKING:
+    from drivers.uri import URI, parse_uri
     from drivers.api import Connection, Domain, EventStream
     from drivers.model import (
         ConnectionClosedEvent,
@@ -50,6 +49,8 @@ if TYPE_CHECKING:
 # Loaded on first use (PEP 562): a one-shot CLI command that needs only the model and the
 # codec must not pay for asyncio and the API classes.
 _LAZY = {
+    "URI": "drivers.uri",
+    "parse_uri": "drivers.uri",
     "Connection": "drivers.api",
     "Domain": "drivers.api",
     "EventStream": "drivers.api",
@@ -113,6 +114,8 @@ __all__ = [
 
 async def open(uri: str | URI) -> Connection:  # noqa: A001 - the API's fixed name
     """Open a connection to the driver ``uri`` names."""
+    from drivers.uri import parse_uri
+
     parsed = parse_uri(uri) if isinstance(uri, str) else uri
     path = parsed.path.rstrip("/")
     if parsed.driver == "test":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +36,7 @@ def session_paths() -> DaemonPaths:
     if runtime_home:
         runtime = Path(runtime_home) / "virtdeck"
     else:
-        runtime = Path(tempfile.gettempdir()) / f"virtdeck-{os.getuid()}"
+        runtime = Path(os.environ.get("TMPDIR") or "/tmp") / f"virtdeck-{os.getuid()}"
     return DaemonPaths(state=Path(data_home) / "virtdeck", runtime=runtime)
 
 
