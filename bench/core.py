@@ -5,18 +5,16 @@
 Prints medians and p99 for
   * QMP ``stop``/``cont`` issued → LifecycleEvent delivered to a subscriber (target p50 < 2 ms),
   * ``start()`` of a diskless domain → ``running`` (target < 150 ms),
-and, when libvirtd answers on qemu:///system (``virsh`` installed and running), the same
-start measured with ``virsh start`` in the same run, with the ratio.
+and the same start measured with ``virsh start`` on a libvirtd this script brings up
+(bench/libvirt_peer.py), in the same run, with the ratio.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import shutil
 import statistics
-import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -79,31 +77,25 @@ async def start_time(conn: QemuConnection, iterations: int) -> list[float]:
 
 
 def virsh_start_times(iterations: int) -> list[float] | None:
-    """``virsh start`` of the same domain on qemu:///system, if libvirtd answers."""
-    virsh = shutil.which("virsh")
-    if virsh is None:
-        return None
-    uri = ["-c", "qemu:///system"]
-    probe = subprocess.run([virsh, *uri, "version"], capture_output=True, check=False)
-    if probe.returncode != 0:
-        return None
-    with tempfile.NamedTemporaryFile("w", suffix=".xml", delete=False) as fh:
-        fh.write(DISKLESS.format(name="vdbench-peer"))
-        xml = fh.name
+    """``virsh start`` of the same domain on a libvirtd this script brings up and stops."""
+    from bench.libvirt_peer import LibvirtPeer, PeerUnavailable
+
     try:
-        subprocess.run([virsh, *uri, "define", xml], capture_output=True, check=True)
-        times = []
-        for _ in range(iterations):
-            t0 = time.perf_counter()
-            subprocess.run([virsh, *uri, "start", "vdbench-peer"], capture_output=True, check=True)
-            times.append((time.perf_counter() - t0) * 1000)
-            subprocess.run(
-                [virsh, *uri, "destroy", "vdbench-peer"], capture_output=True, check=False
-            )
-        return times
-    finally:
-        subprocess.run([virsh, *uri, "undefine", "vdbench-peer"], capture_output=True, check=False)
-        os.unlink(xml)
+        with LibvirtPeer() as peer:
+            name = f"{peer.prefix}start"
+            peer.define(name, DISKLESS.format(name=name))
+            peer.virsh("start", name)  # the first start pays for libvirt's capability probe
+            peer.virsh("destroy", name)
+            times = []
+            for _ in range(iterations):
+                t0 = time.perf_counter()
+                peer.virsh("start", name)
+                times.append((time.perf_counter() - t0) * 1000)
+                peer.virsh("destroy", name)
+            return times
+    except PeerUnavailable as err:
+        print(f"libvirtd could not be brought up here: {err}")
+        return None
 
 
 async def main() -> None:
@@ -127,7 +119,7 @@ async def main() -> None:
     peer = virsh_start_times(args.starts)
     if peer is None:
         print(
-            "libvirtd: not reachable on qemu:///system here; reference on this machine kind "
+            "libvirtd: unavailable; reference on this machine kind "
             "(machine-facts.md §10): virsh start 337 ms median (313-372)"
         )
         print(
