@@ -30,8 +30,8 @@ from drivers.errors import (
     ProtocolError,
     VirtError,
 )
+
 if TYPE_CHECKING:
-    from drivers.uri import URI, parse_uri
     from drivers.api import Connection, Domain, EventStream
     from drivers.model import (
         ConnectionClosedEvent,
@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         LifecycleEvent,
         RebootEvent,
     )
+    from drivers.uri import URI, parse_uri
 
 # Loaded on first use (PEP 562): a one-shot CLI command that needs only the model and the
 # codec must not pay for asyncio and the API classes.

@@ -1,0 +1,1 @@
+"""SVG screenshots of virtdeck, made by ``python -m screenshots``."""

@@ -1,0 +1,127 @@
+"""``python -m screenshots``: regenerate the SVG screenshots in this folder from the demo.
+
+Each screen (main, details, hosts, help, a dialog) in each builtin theme, at 120x36, on the
+demo hosts with a frozen clock, so the images only change when the UI does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from textual.pilot import Pilot
+from textual.widgets import Input
+
+from tui.app import VirtdeckApp, make_app
+from tui.state import FrozenClock
+from tui.widgets.domain_table import row_id
+
+HERE = Path(__file__).resolve().parent
+SIZE = (120, 36)
+THEMES = ("virtdeck-dark", "virtdeck-light")
+DEMO_DIR = Path("/tmp/virtdeck-screenshot-demo")
+
+Step = Callable[[Pilot[None]], Awaitable[None]]
+
+
+async def _until(pilot: Pilot[None], predicate: Callable[[], bool], timeout: float = 15) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("the demo did not load")
+        await pilot.pause(0.02)
+
+
+async def _ready(pilot: Pilot[None]) -> None:
+    app = pilot.app
+    assert isinstance(app, VirtdeckApp)
+
+    def loaded() -> bool:
+        rows = app.store.rows.values()
+        return len(rows) == 21 and all(r.vcpus is not None for r in rows)
+
+    await _until(pilot, loaded)
+    await pilot.pause(0.2)
+
+
+async def _on(pilot: Pilot[None], name: str, host: str) -> None:
+    app = pilot.app
+    assert isinstance(app, VirtdeckApp)
+    from tui.screens.main import MainScreen
+
+    screen = app.screen
+    assert isinstance(screen, MainScreen)
+    key = next(k for k, r in app.store.rows.items() if r.name == name and r.host == host)
+    screen.table.move_cursor(row=screen.table.get_row_index(row_id(key)))
+    await pilot.pause()
+
+
+def _keys(*keys: str, row: tuple[str, str] | None = None) -> Step:
+    async def run(pilot: Pilot[None]) -> None:
+        if row is not None:
+            await _on(pilot, *row)
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause(0.05)
+        await pilot.pause(0.5)
+        for box in pilot.app.screen.query(Input):
+            box.cursor_blink = False
+        await pilot.pause(0.1)
+
+    return run
+
+
+SHOTS: dict[str, Step] = {
+    "main": _keys("space", "down", "down", "space", row=("test", "demo")),
+    "details": _keys("enter", row=("db-primary", "lab")),
+    "xml": _keys("enter", "x", row=("web-01", "lab")),
+    "hosts": _keys("H"),
+    "help": _keys("question_mark"),
+    "undefine-dialog": _keys("U", *"web-03", "tab", row=("web-03", "lab")),
+    "filter": _keys("slash", *"state:running !host:edge", "enter", "3"),
+}
+
+
+async def _shoot(theme: str, name: str, step: Step, out: Path, config: Path) -> Path:
+    app = make_app(
+        demo=True,
+        theme=theme,
+        config_file=config / "config.toml",
+        clock=FrozenClock(),
+        demo_dir=DEMO_DIR,
+        tick=None,
+    )
+    filename = f"{name}-{theme.removeprefix('virtdeck-')}.svg"
+    async with app.run_test(size=SIZE) as pilot:
+        await _ready(pilot)
+        await step(pilot)
+        app.save_screenshot(filename=filename, path=str(out))
+    return out / filename
+
+
+async def main(out: Path, only: list[str]) -> list[Path]:
+    written: list[Path] = []
+    with tempfile.TemporaryDirectory() as config:
+        os.environ["XDG_CONFIG_HOME"] = config
+        os.environ["XDG_CACHE_HOME"] = config
+        os.environ.setdefault("TZ", "UTC")
+        for theme in THEMES:
+            for name, step in SHOTS.items():
+                if only and name not in only:
+                    continue
+                written.append(await _shoot(theme, name, step, out, Path(config)))
+    return written
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(prog="python -m screenshots", description=__doc__)
+    parser.add_argument("--out", type=Path, default=HERE, help="where to write (default: here)")
+    parser.add_argument("only", nargs="*", help=f"some of: {', '.join(SHOTS)}")
+    args = parser.parse_args()
+    for path in asyncio.run(main(args.out, args.only)):
+        print(path)

@@ -1,0 +1,532 @@
+"""The Textual application: hosts, their links, the domain store, and the one place errors show.
+
+Build it with :func:`make_app` (the CLI, the tests and the screenshots all do); run it with
+:func:`run`. Every driver call runs in a worker owned by the app, so that
+:meth:`VirtdeckApp.on_worker_state_changed` is the single place where failures are shown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import ClassVar
+
+from textual import work
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.command import Provider
+from textual.screen import Screen
+from textual.signal import Signal
+from textual.worker import Worker, WorkerState
+
+from drivers.errors import ConnectionLost, VirtError
+from drivers.reconnect import DEFAULT_BACKOFF, LinkState, LinkStatus, Opener
+from themes import BUILTIN_THEMES, DEFAULT_THEME, HOST_VARIABLES, load_user_themes
+from tui.actions import ActionReport, Plan
+from tui.adapter import bounded, read_infos
+from tui.config import (
+    Config,
+    ConfigError,
+    HostConfig,
+    load_config,
+    resolve_hosts,
+    save_config,
+    themes_dir,
+)
+from tui.hosts import HostLink, Update
+from tui.messages import ActionFinished, DomainInfos, DomainXmlLoaded, HostUpdates
+from tui.state import Changes, Clock, DomainStore, SystemClock
+
+__all__ = ["VirtdeckApp", "make_app", "run"]
+
+
+def _virtdeck_commands() -> type[Provider]:
+    """The palette's provider, imported when the palette first opens."""
+    from tui.commands import VirtdeckCommands
+
+    return VirtdeckCommands
+
+
+class VirtdeckApp(App[None]):
+    """virtdeck: every domain of every host in one live table."""
+
+    COMMANDS = App.COMMANDS | {_virtdeck_commands}
+
+    CSS_PATH = "app.tcss"
+    TITLE = "virtdeck"
+    ENABLE_COMMAND_PALETTE = True
+    COMMAND_PALETTE_DISPLAY = ":"
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding(
+            "question_mark",
+            "help",
+            "Help",
+            id="app.help",
+            tooltip="List every key and what it does",
+        ),
+        Binding(
+            "colon,ctrl+p",
+            "command_palette",
+            "Commands",
+            id="app.palette",
+            show=False,
+            tooltip="Search every action: domain actions, hosts, themes",
+        ),
+        Binding(
+            "H", "hosts", "Hosts", id="app.hosts", tooltip="Add, edit, connect and disconnect hosts"
+        ),
+        Binding("q", "quit", "Quit", id="app.quit", tooltip="Leave virtdeck (guests keep running)"),
+    ]
+
+    def __init__(
+        self,
+        hosts: Sequence[HostConfig],
+        *,
+        config: Config | None = None,
+        theme: str | None = None,
+        clock: Clock | None = None,
+        opener: Opener | None = None,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+        user_themes: Path | None = None,
+        tick: float | None = 1.0,
+        demo: bool = False,
+    ) -> None:
+        super().__init__()
+        self.config = config or Config()
+        """The config file's contents, as last loaded or saved."""
+        self.initial_hosts = tuple(hosts)
+        self.clock: Clock = clock or SystemClock()
+        self.store = DomainStore(self.clock)
+        self.links: dict[str, HostLink] = {}
+        self.opener = opener
+        self.backoff = tuple(backoff)
+        self.user_themes = user_themes
+        self.tick = tick
+        self.demo = demo
+        self.requested_theme = theme
+        self.domains_changed: Signal[Changes] = Signal(self, "domains-changed")
+        """Published after every batch the store applied (screens update their widgets)."""
+        self.ticked: Signal[float] = Signal(self, "ticked")
+        """Once a second: countdowns and uptimes (text only; never domain state)."""
+        self.theme_problems: list[str] = []
+        self._inbox: list[tuple[str, int, tuple[Update, ...]]] = []
+        self._delivery: asyncio.TimerHandle | None = None
+        self._delivered = 0.0
+        self._frozen = False
+        self.keymap_applied: dict[str, str] = {}
+        """The [keymap] entries in force (binding id → keys)."""
+        self._register_themes()
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def _register_themes(self) -> None:
+        for theme in BUILTIN_THEMES.values():
+            self.register_theme(theme)
+        if self.user_themes is not None:
+            loaded, failed = load_user_themes(self.user_themes)
+            for theme in loaded:
+                self.register_theme(theme)
+            self.theme_problems = [f.message for f in failed]
+        wanted = self.requested_theme or self.config.theme or DEFAULT_THEME
+        if wanted not in self.available_themes:
+            self.theme_problems.append(
+                f"There is no theme called '{wanted}'; using {DEFAULT_THEME}. Themes: "
+                + ", ".join(sorted(n for n in self.available_themes if n.startswith("virtdeck")))
+                + " and Textual's own."
+            )
+            wanted = DEFAULT_THEME
+        self.theme = wanted
+
+    def get_default_screen(self) -> Screen[None]:
+        from tui.screens.main import MainScreen
+
+        return MainScreen()
+
+    def on_mount(self) -> None:
+        for message in self.theme_problems:
+            self.notify(message, title="Theme skipped", severity="error", markup=False)
+        self._apply_keymap(self.config.keymap)
+        for host in self.initial_hosts:
+            self._publish(self.store.add_host(host))
+            if host.autoconnect:
+                self.connect_host(host.name)
+        if self.tick:
+            self.set_interval(self.tick, self._on_tick, name="countdown")
+
+    def _apply_keymap(self, keymap: dict[str, str] | object) -> None:
+        if not isinstance(keymap, dict) or not keymap:
+            return
+        from tui.screens.main import MainScreen
+
+        known = {b.id for b in self._all_bindings(MainScreen)}
+        unknown = sorted(set(keymap) - known)
+        if unknown:
+            self.notify(
+                f"The [keymap] names unknown binding ids: {', '.join(unknown)}. "
+                "Press ? to see the ids.",
+                title="Keymap",
+                severity="warning",
+                markup=False,
+            )
+        self.keymap_applied = {k: v for k, v in keymap.items() if k in known}
+        self.set_keymap(self.keymap_applied)
+
+    @classmethod
+    def _all_bindings(cls, screen: type[Screen[None]]) -> list[Binding]:
+        found: list[Binding] = []
+        for owner in (cls, screen):
+            for item in owner.BINDINGS:
+                if isinstance(item, Binding):
+                    found.append(item)
+        from tui.widgets.domain_table import DomainTable
+
+        found.extend(b for b in DomainTable.BINDINGS if isinstance(b, Binding))
+        return found
+
+    @staticmethod
+    def clock_now() -> float:
+        """Monotonic time for pacing redraws (never for what is shown)."""
+        import time
+
+        return time.monotonic()
+
+    def _on_tick(self) -> None:
+        self.ticked.publish(self.clock.monotonic())
+
+    # --- hosts -------------------------------------------------------------------------------
+
+    def host_colour(self, name: str) -> str:
+        """The colour that marks a host's rows and header: its own, else a theme colour."""
+        host = self.store.hosts.get(name)
+        if host is not None and host.config.color:
+            return host.config.color
+        names = list(self.store.hosts)
+        index = names.index(name) if name in names else 0
+        variables = self.theme_variables
+        return variables.get(HOST_VARIABLES[index % len(HOST_VARIABLES)], "")
+
+    def connect_host(self, name: str) -> None:
+        """Open (or reopen) a host's link and start relaying its updates."""
+        host = self.store.hosts.get(name)
+        if host is None or name in self.links:
+            return
+        link = HostLink(host.config, opener=self.opener, backoff=self.backoff)
+        self.links[name] = link
+        self._publish(self.store.set_link(name, LinkStatus(LinkState.CONNECTING)))
+        self._supervise(link)
+
+    async def disconnect_host(self, name: str) -> None:
+        link = self.links.pop(name, None)
+        if link is not None:
+            await link.close()
+        if name in self.store.hosts:
+            changes = self.store.clear_host(name)
+            changes.merge(self.store.set_link(name, LinkStatus(LinkState.CLOSED, "disconnected")))
+            self._publish(changes)
+
+    def retry_host(self, name: str) -> None:
+        link = self.links.get(name)
+        if link is not None:
+            link.link.retry_now()
+
+    #: Link updates are handed to the UI at most this often (seconds) while they stream.
+    DELIVERY_INTERVAL = 0.02
+
+    @work(group="hosts", exit_on_error=False, description="host link")
+    async def _supervise(self, link: HostLink) -> None:
+        name, generation = link.config.name, link.generation
+        await link.relay(lambda batch: self._collect(name, generation, batch))
+
+    def _collect(self, name: str, generation: int, batch: tuple[Update, ...]) -> None:
+        """Gather the relays' batches; one HostUpdates message carries them all."""
+        self._inbox.append((name, generation, batch))
+        if self._delivery is not None:
+            return
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, self._delivered + self.DELIVERY_INTERVAL - loop.time())
+        self._delivery = loop.call_later(delay, self._deliver)
+
+    def _deliver(self) -> None:
+        self._delivery = None
+        self._delivered = asyncio.get_running_loop().time()
+        batches, self._inbox = tuple(self._inbox), []
+        if batches:
+            self.post_message(HostUpdates(batches))
+
+    def _current(self, name: str, generation: int) -> HostLink | None:
+        link = self.links.get(name)
+        if link is None or link.generation != generation or link.closing:
+            return None
+        return link
+
+    def on_host_updates(self, message: HostUpdates) -> None:
+        changes = Changes()
+        follow: list[tuple[str, int, Changes]] = []
+        for host, generation, updates in message.batches:
+            if self._current(host, generation) is None:
+                continue
+            applied = self.store.apply_updates(host, updates)
+            changes.merge(applied)
+            follow.append((host, generation, applied))
+        self._publish(changes)
+        for host, generation, applied in follow:
+            self._follow_up(host, generation, applied)
+        if not self._frozen and all(
+            h.connected_once or not h.config.autoconnect for h in self.store.hosts.values()
+        ):
+            # Every host has listed its domains: what exists now (Textual's objects, the
+            # rows) lives as long as the app. Moving it out of the collector's sight keeps
+            # later collections short, so they never stall a key press under an event storm.
+            import gc
+
+            gc.freeze()
+            self._frozen = True
+
+    def _follow_up(self, host: str, generation: int, changes: Changes) -> None:
+        if host in changes.refresh:
+            self._refresh(host, generation)
+        uuids = changes.infos.get(host)
+        if uuids:
+            self._read_infos(host, generation, tuple(sorted(uuids)))
+
+    @work(group="refresh", exit_on_error=False, description="relist after an unknown domain")
+    async def _refresh(self, host: str, generation: int) -> None:
+        link = self._current(host, generation)
+        if link is None:
+            return
+        try:
+            await link.link.refresh()
+        except ConnectionLost:
+            return  # the link is down; its status says so and the reconnect relists
+
+    @work(group="info", exit_on_error=False, description="read vCPUs and memory")
+    async def _read_infos(self, host: str, generation: int, uuids: tuple[str, ...]) -> None:
+        link = self._current(host, generation)
+        if link is None:
+            return
+        try:
+            infos = await read_infos(link.require(), uuids)
+        except ConnectionLost:
+            return  # the link is down; the snapshot after the reconnect reads them again
+        self.post_message(DomainInfos(host, generation, infos))
+
+    def on_domain_infos(self, message: DomainInfos) -> None:
+        if self._current(message.host, message.generation) is None:
+            return
+        self._publish(self.store.apply_infos(message.host, message.infos))
+
+    def _publish(self, changes: Changes) -> None:
+        if changes:
+            self.domains_changed.publish(changes)
+
+    # --- host editing (the hosts screen) ---------------------------------------------------
+
+    def _save(self, hosts: Iterable[HostConfig]) -> None:
+        if self.demo:
+            return
+        self.config = replace(self.config, hosts=tuple(h for h in hosts if h.saved))
+        try:
+            save_config(self.config)
+        except OSError as err:
+            self.notify(
+                f"Cannot save {self.config.path}: {err.strerror}.",
+                title="Config not saved",
+                severity="error",
+                markup=False,
+            )
+
+    def _config_hosts_with(self, host: HostConfig, old_name: str | None) -> list[HostConfig]:
+        hosts = [h for h in self.config.hosts if h.name not in (old_name, host.name)]
+        if host.saved:
+            hosts.append(host)
+        return hosts
+
+    async def add_host(self, host: HostConfig) -> None:
+        self._publish(self.store.add_host(host))
+        self._save(self._config_hosts_with(host, None))
+        if host.autoconnect:
+            self.connect_host(host.name)
+
+    async def edit_host(self, old_name: str, host: HostConfig) -> None:
+        old = self.store.hosts[old_name].config
+        host = replace(host, saved=True)
+        reconnect = old.uri != host.uri or old_name != host.name
+        if reconnect:
+            await self.disconnect_host(old_name)
+        self._publish(self.store.update_host_config(old_name, host))
+        self._save(self._config_hosts_with(host, old_name))
+        if reconnect and host.autoconnect:
+            self.connect_host(host.name)
+
+    async def remove_host(self, name: str) -> None:
+        await self.disconnect_host(name)
+        self._publish(self.store.remove_host(name))
+        self._save([h for h in self.config.hosts if h.name != name])
+
+    # --- domain actions ----------------------------------------------------------------------
+
+    @work(group="lifecycle", exit_on_error=False, description="domain action")
+    async def perform(self, plan: Plan, reply_to: Screen[None] | None = None) -> ActionReport:
+        """Call the plan's method on each domain; the events bring the new states.
+
+        ``reply_to`` gets an :class:`ActionFinished` when every call has returned.
+        """
+        try:
+            return await self._perform(plan)
+        finally:
+            if reply_to is not None:
+                reply_to.post_message(ActionFinished(tuple(row.key for row, _ in plan.calls)))
+
+    async def _perform(self, plan: Plan) -> ActionReport:
+        async def one(host: str, uuid: str, method: str) -> None:
+            link = self.links.get(host)
+            if link is None:
+                raise ConnectionLost(f"Host {host} is not connected.")
+            dom = await link.require().lookup_by_uuid(uuid)
+            await getattr(dom, method)()
+
+        results = await bounded(one(row.host, row.uuid, method) for row, method in plan.calls)
+        done: list[str] = []
+        failed: list[tuple[str, VirtError]] = []
+        for (row, _), result in zip(plan.calls, results, strict=True):
+            label = f"{row.name} ({row.host})" if len(self.store.hosts) > 1 else row.name
+            if isinstance(result, VirtError):
+                failed.append((label, result))
+            elif isinstance(result, BaseException):
+                raise result
+            else:
+                done.append(label)
+        skipped = tuple((row.name, why) for row, why in plan.skipped)
+        report = ActionReport(plan.action, tuple(done), tuple(failed), skipped)
+        if failed and len(plan.calls) == 1 and not skipped:
+            raise failed[0][1]
+        if failed:
+            raise report.error()
+        return report
+
+    @work(group="define", exit_on_error=False, description="define a domain")
+    async def define_domain(self, host: str, xml: str, start: bool = False) -> str:
+        """Define (or redefine) a domain on ``host`` and optionally start it; its name.
+
+        For the new-domain and edit-XML forms: the row appears (or changes) when the
+        Defined event arrives, and its state when Started does, like any other change.
+        """
+        link = self.links.get(host)
+        if link is None:
+            raise ConnectionLost(f"Host {host} is not connected.")
+        dom = await link.require().define_xml(xml)
+        if start:
+            await dom.start()
+        return dom.name
+
+    @work(group="details", exit_on_error=False, description="read the domain XML")
+    async def load_xml(self, host: str, uuid: str, reply_to: Screen[None]) -> None:
+        link = self.links.get(host)
+        if link is None:
+            raise ConnectionLost(f"Host {host} is not connected.")
+        dom = await link.require().lookup_by_uuid(uuid)
+        xml = await dom.xml()
+        from tui.overview import describe
+
+        reply_to.post_message(DomainXmlLoaded(host, uuid, xml, describe(xml)))
+
+    # --- the one place errors (and bulk results) show --------------------------------------
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state is WorkerState.ERROR:
+            error = worker.error
+            if isinstance(error, VirtError):
+                self.notify(error.message, title=error.title, severity="error", markup=False)
+            elif error is not None:
+                self.notify(
+                    f"{type(error).__name__}: {error}",
+                    title="Unexpected error",
+                    severity="error",
+                    markup=False,
+                )
+        elif event.state is WorkerState.SUCCESS and isinstance(worker.result, ActionReport):
+            report = worker.result
+            if report.total > 1 or report.skipped:
+                title, message = report.summary()
+                self.notify(message, title=title, markup=False)
+
+    # --- app-level actions -------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen(self.screen))
+
+    def action_hosts(self) -> None:
+        from tui.screens.hosts import HostsScreen
+
+        if not isinstance(self.screen, HostsScreen):
+            self.push_screen(HostsScreen())
+
+    def coming(self, what: str) -> None:
+        self.notify(
+            f"The {what} form is coming in the next release.", title="Coming soon", markup=False
+        )
+
+    def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Hosts", "Add, edit, connect and disconnect hosts", self.action_hosts)
+        yield SystemCommand("Help", "Every key and what it does", self.action_help)
+
+
+def make_app(
+    uris: Sequence[str] = (),
+    *,
+    demo: bool = False,
+    theme: str | None = None,
+    config_file: Path | None = None,
+    clock: Clock | None = None,
+    opener: Opener | None = None,
+    backoff: Sequence[float] = DEFAULT_BACKOFF,
+    demo_dir: Path | None = None,
+    tick: float | None = 1.0,
+) -> VirtdeckApp:
+    """The app for ``virtdeck [--demo] [-c URI]... [--theme NAME]``.
+
+    Raises ConfigError when the config file cannot be used.
+    """
+    config = load_config(config_file)
+    demo_hosts: tuple[HostConfig, ...] = ()
+    if demo:
+        from tui.demo import demo_hosts as make_demo_hosts
+
+        demo_hosts = make_demo_hosts(demo_dir)
+    hosts = resolve_hosts(config, uris, demo=demo, demo_hosts=demo_hosts)
+    return VirtdeckApp(
+        hosts,
+        config=config,
+        theme=theme,
+        clock=clock,
+        opener=opener,
+        backoff=backoff,
+        user_themes=themes_dir() if config_file is None else config_file.parent / "themes",
+        tick=tick,
+        demo=demo,
+    )
+
+
+def run(uris: Sequence[str] = (), *, demo: bool = False, theme: str | None = None) -> int:
+    """Run the TUI until the user quits; the process exit code.
+
+    This is what ``virtdeck`` with no command calls: ``uris`` are the ``-c`` options in
+    order, ``demo`` is ``--demo``, ``theme`` is ``--theme``.
+    """
+    import sys
+
+    try:
+        app = make_app(uris, demo=demo, theme=theme)
+    except ConfigError as err:
+        print(f"virtdeck: {err}", file=sys.stderr)
+        return 2
+    app.run()
+    return app.return_code or 0

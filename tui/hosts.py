@@ -1,0 +1,79 @@
+"""One supervisor per host: a :class:`~drivers.reconnect.ReconnectingConnection` whose
+updates are relayed to the app as :class:`~tui.messages.HostUpdates` batches.
+
+The relay never touches app state: it only posts messages. Updates that are already
+queued when the relay wakes are sent together (one message per loop iteration), so a burst
+of a thousand events costs a handful of messages, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Callable, Sequence
+
+from drivers.api import Connection
+from drivers.model import Event
+from drivers.reconnect import (
+    DEFAULT_BACKOFF,
+    LinkStatus,
+    Opener,
+    ReconnectingConnection,
+    Snapshot,
+)
+from tui.config import HostConfig
+
+Update = LinkStatus | Snapshot | Event
+Post = Callable[[tuple[Update, ...]], None]
+
+_generations = itertools.count(1)
+
+
+class HostLink:
+    """A host's reconnecting connection, tagged with a generation so that messages from a
+    link the user has since closed (disconnect, edit) are recognised and dropped."""
+
+    def __init__(
+        self,
+        config: HostConfig,
+        opener: Opener | None = None,
+        backoff: Sequence[float] = DEFAULT_BACKOFF,
+    ) -> None:
+        self.config = config
+        self.generation = next(_generations)
+        if opener is None:
+            from tui.adapter import open_connection
+
+            opener = open_connection
+        self.link = ReconnectingConnection(config.uri, opener=opener, backoff=backoff)
+        self.closing = False
+
+    def require(self) -> Connection:
+        return self.link.require()
+
+    async def relay(self, post: Post) -> None:
+        """Consume the link's updates until it closes, posting them in batches."""
+        loop = asyncio.get_running_loop()
+        pending: list[Update] = []
+        scheduled = False
+
+        def flush() -> None:
+            nonlocal scheduled
+            scheduled = False
+            if pending:
+                batch = tuple(pending)
+                pending.clear()
+                post(batch)
+
+        try:
+            async for update in self.link.updates():
+                pending.append(update)
+                if not scheduled:
+                    scheduled = True
+                    loop.call_soon(flush)
+        finally:
+            flush()
+
+    async def close(self) -> None:
+        self.closing = True
+        await self.link.close()

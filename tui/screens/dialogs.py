@@ -1,0 +1,113 @@
+"""Confirmations scaled to the danger: a yes/no question, or words to type."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, Static
+
+from tui.text import inert
+
+
+class ConfirmScreen(ModalScreen[bool]):
+    """Yes or no; ``y``/``n`` answer, ``escape`` is no."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes", id="confirm.yes", tooltip="Go ahead"),
+        Binding("n,escape", "answer(False)", "No", id="confirm.no", tooltip="Leave it be"),
+    ]
+
+    def __init__(self, title: str, question: str, detail: str = "") -> None:
+        super().__init__(classes="dialog")
+        self.title_text = title
+        self.question = question
+        self.detail = detail
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="-danger"):
+            yield Label(Text(inert(self.title_text, one_line=True)), id="dialog-title")
+            yield Static(Text(inert(self.question)), id="dialog-question")
+            if self.detail:
+                yield Static(Text(inert(self.detail)), id="dialog-detail")
+            with Horizontal(id="dialog-buttons"):
+                yield Button("No", id="no", variant="default", compact=True)
+                yield Button(
+                    f"Yes, {self.title_text.lower()}", id="yes", variant="error", compact=True
+                )
+
+    def on_mount(self) -> None:
+        self.query_one("#no", Button).focus()
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class TypedConfirmScreen(ModalScreen[bool]):
+    """Type each required word (a domain's name, a protected host's name) to go ahead."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "cancel", "Cancel", id="confirm.cancel", tooltip="Leave it be"),
+    ]
+
+    def __init__(
+        self, title: str, question: str, detail: str, fields: list[tuple[str, str]]
+    ) -> None:
+        super().__init__(classes="dialog")
+        self.title_text = title
+        self.question = question
+        self.detail = detail
+        self.fields = fields
+
+    def compose(self) -> ComposeResult:
+        with Vertical(id="dialog", classes="-danger"):
+            yield Label(Text(inert(self.title_text, one_line=True)), id="dialog-title")
+            yield Static(Text(inert(self.question)), id="dialog-question")
+            if self.detail:
+                yield Static(Text(inert(self.detail)), id="dialog-detail")
+            for index, (prompt, _) in enumerate(self.fields):
+                yield Label(Text(inert(prompt, one_line=True)), classes="field-label")
+                yield Input(id=f"word-{index}", classes="typed", compact=True)
+            with Horizontal(id="dialog-buttons"):
+                yield Button("Cancel", id="no", variant="default", compact=True)
+                yield Button(
+                    self.title_text, id="yes", variant="error", disabled=True, compact=True
+                )
+
+    def on_mount(self) -> None:
+        self.query_one("#word-0", Input).focus()
+
+    def _complete(self) -> bool:
+        return all(
+            self.query_one(f"#word-{i}", Input).value == word
+            for i, (_, word) in enumerate(self.fields)
+        )
+
+    @on(Input.Changed)
+    def _typed(self) -> None:
+        self.query_one("#yes", Button).disabled = not self._complete()
+
+    @on(Input.Submitted)
+    def _submitted(self, event: Input.Submitted) -> None:
+        if self._complete():
+            self.dismiss(True)
+            return
+        inputs = list(self.query(Input))
+        index = inputs.index(event.input)
+        inputs[(index + 1) % len(inputs)].focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes" and self._complete())

@@ -1,0 +1,538 @@
+"""The main screen: the host strip, the merged domain table, the filter and the footer.
+
+The screen owns what is purely visual (filter, sort, marks, transient "busy" hints) and
+asks the app to act: every driver call runs in an app worker. Rows change only when the
+app publishes the store's :class:`~tui.state.Changes`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, ClassVar
+
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Input, Static
+
+from drivers.reconnect import LinkState
+from tui.actions import ACTIONS, ACTIONS_BY_NAME, Danger, DomainAction, Plan, plan
+from tui.config import HostMode
+from tui.filtering import Filter, FilterError, parse_filter
+from tui.messages import ActionFinished
+from tui.state import Changes, DomainRow, Key
+from tui.text import inert
+from tui.widgets.domain_table import SORTABLE, DomainTable, Look, RowLook
+from tui.widgets.host_bar import HostBar
+
+if TYPE_CHECKING:
+    from tui.app import VirtdeckApp
+
+_SORT_KEYS = {"host": "1", "name": "2", "state": "3", "vcpus": "4", "memory": "5", "uptime": "6"}
+
+
+def _action_bindings() -> list[BindingType]:
+    bindings: list[BindingType] = [
+        Binding(a.key, a.name, a.description, show=a.show, id=a.binding_id, tooltip=a.tooltip)
+        for a in ACTIONS
+    ]
+    bindings += [
+        Binding(
+            "enter",
+            "details",
+            "Details",
+            id="domain.details",
+            show=False,
+            tooltip="Overview, XML and event history of the domain under the cursor",
+        ),
+        Binding(
+            "n",
+            "new_domain",
+            "New",
+            id="domain.new",
+            show=False,
+            tooltip="Define a new domain on the cursor's host",
+        ),
+        Binding(
+            "e",
+            "edit_xml",
+            "Edit XML",
+            id="domain.edit",
+            show=False,
+            tooltip="Edit the domain's XML (applies at the next boot)",
+        ),
+        Binding(
+            "space",
+            "mark",
+            "Mark",
+            id="table.mark",
+            show=False,
+            tooltip="Mark or unmark the row; actions apply to marked rows",
+        ),
+        Binding(
+            "ctrl+a",
+            "mark_all",
+            "Mark all",
+            id="table.mark_all",
+            show=False,
+            tooltip="Mark every row the filter shows",
+        ),
+        Binding(
+            "slash",
+            "filter",
+            "Filter",
+            id="table.filter",
+            tooltip="Filter: words, re:REGEX, /REGEX/, host:NAME, state:STATE, !TERM",
+        ),
+        Binding(
+            "escape",
+            "clear",
+            "Clear",
+            id="table.clear",
+            show=False,
+            tooltip="Close the filter, then clear marks, then clear the filter",
+        ),
+        Binding(
+            "ctrl+r",
+            "reconnect",
+            "Reconnect",
+            id="host.reconnect",
+            show=False,
+            tooltip="Retry lost hosts now instead of waiting for the backoff",
+        ),
+    ]
+    for column, key in _SORT_KEYS.items():
+        bindings.append(
+            Binding(
+                key,
+                f"sort('{column}')",
+                f"Sort by {column}",
+                id=f"table.sort_{column}",
+                show=False,
+                tooltip=f"Sort by {column}; again to reverse",
+            )
+        )
+    return bindings
+
+
+class MainScreen(Screen[None]):
+    """Every domain of every connected host."""
+
+    BINDINGS: ClassVar[list[BindingType]] = _action_bindings()
+    BINDING_GROUP_TITLE = "Domains"
+
+    def __init__(self) -> None:
+        super().__init__(id="main")
+        self.filter = Filter()
+        self.marks: set[Key] = set()
+        self.busy: dict[Key, str] = {}
+        self._bindings_state: tuple[bool | None, ...] = ()
+        self._status_text = ""
+        self._pending = Changes()
+        self._flush_timer: Timer | None = None
+        self._bindings_timer: Timer | None = None
+        self._last_flush = 0.0
+
+    def compose(self) -> ComposeResult:
+        yield HostBar(id="hosts")
+        yield DomainTable(id="domains")
+        yield Input(
+            placeholder="filter: words, re:REGEX, host:NAME, state:running, !TERM",
+            id="filter",
+            classes="-hidden",
+        )
+        yield Static(id="status")
+        yield Footer()
+
+    @property
+    def table(self) -> DomainTable:
+        return self.query_one(DomainTable)
+
+    @property
+    def vapp(self) -> VirtdeckApp:
+        from tui.app import VirtdeckApp
+
+        assert isinstance(self.app, VirtdeckApp)
+        return self.app
+
+    def on_mount(self) -> None:
+        app = self.vapp
+        self._update_look()
+        app.domains_changed.subscribe(self, self._on_changes, immediate=True)
+        app.ticked.subscribe(self, self._on_tick, immediate=True)
+        app.theme_changed_signal.subscribe(self, lambda _: self._restyle(), immediate=True)
+        self._refill()
+        self.table.focus()
+
+    # --- rendering ----------------------------------------------------------------------
+
+    def _update_look(self) -> None:
+        app = self.vapp
+        self.table.look = Look(
+            variables=dict(app.theme_variables),
+            host_colors={name: app.host_colour(name) for name in app.store.hosts},
+            now=app.clock.wall,
+        )
+
+    def _how(self, row: DomainRow) -> RowLook:
+        return RowLook(
+            self.vapp.store.is_lost(row.key), row.key in self.marks, self.busy.get(row.key, "")
+        )
+
+    def _visible(self, row: DomainRow) -> bool:
+        return self.filter.matches(row, self.vapp.store.is_lost(row.key))
+
+    def _refill(self) -> None:
+        rows = [r for r in self.vapp.store.rows.values() if self._visible(r)]
+        self.table.fill((r, self._how(r)) for r in rows)
+        self._show_hosts()
+        self._show_status()
+        self.update_bindings()
+
+    def _restyle(self) -> None:
+        self._update_look()
+        self._refill()
+
+    def _show_hosts(self) -> None:
+        app = self.vapp
+        self.query_one(HostBar).show_hosts(
+            app.store, app.host_colour, app.theme_variables, app.clock.monotonic()
+        )
+
+    def _show_status(self) -> None:
+        store = self.vapp.store
+        shown, total = self.table.row_count, len(store.rows)
+        parts = [f"{shown} of {total} domains" if shown != total else f"{total} domains"]
+        if self.marks:
+            parts.append(f"{len(self.marks)} marked")
+        column = self.table.sort_column
+        parts.append(f"sort: {column} {'▼' if self.table.sort_reverse else '▲'}")
+        if not self.filter.empty:
+            parts.append(f"filter: {inert(self.filter.text, one_line=True)}")
+        if self.busy:
+            parts.append(", ".join(sorted({f"{v}…" for v in self.busy.values()})))
+        text = " · ".join(parts)
+        if text != self._status_text:  # an update costs a layout pass: only when it changed
+            self._status_text = text
+            self.query_one("#status", Static).update(Text(text), layout=False)
+
+    #: Under a burst of events the table is redrawn at most this often (seconds); a lone
+    #: event is shown at once.
+    REDRAW_INTERVAL = 0.2
+
+    def _on_changes(self, changes: Changes) -> None:
+        """Collect what changed; the table catches up at most every REDRAW_INTERVAL."""
+        self._pending.merge(changes)
+        if self._flush_timer is not None:
+            return
+        wait = self._last_flush + self.REDRAW_INTERVAL - self.vapp.clock_now()
+        if wait <= 0:
+            self._flush()
+        else:
+            self._flush_timer = self.set_timer(wait, self._flush, name="table catch-up")
+
+    def _flush(self) -> None:
+        self._flush_timer = None
+        self._last_flush = self.vapp.clock_now()
+        changes, self._pending = self._pending, Changes()
+        store = self.vapp.store
+        table = self.table
+        if changes.hosts - set(table.look.host_colors):
+            self._update_look()
+        was_empty = table.row_count == 0
+        keep = table.cursor_key()
+        resort = False
+        for key in changes.removed:
+            table.drop(key)
+            self.marks.discard(key)
+        touched = changes.added | changes.updated
+        for host in changes.relinked:
+            touched |= {r.key for r in store.host_rows(host)}
+        for key in sorted(touched):
+            row = store.get(key)
+            if row is None:
+                continue
+            if self._visible(row):
+                _, moved = table.put(row, self._how(row))
+                resort = resort or moved
+            elif table.has(key):
+                table.drop(key)
+        if resort:
+            table.resort(None if was_empty else keep)
+            if was_empty and table.row_count:
+                table.move_cursor(row=0, animate=False)
+        table.repaint_changed()
+        if changes.hosts:
+            self._show_hosts()
+        self._show_status()
+        self.schedule_bindings()
+
+    def _on_tick(self, now: float) -> None:
+        store = self.vapp.store
+        if any(h.link is LinkState.LOST for h in store.hosts.values()):
+            self._show_hosts()
+        resort = False
+        for row in store.rows.values():
+            if row.started is not None and self.table.has(row.key):
+                resort = self.table.put(row, self._how(row))[1] or resort
+        if resort:
+            self.table.resort()
+        self.table.repaint_changed()
+
+    # --- selection ------------------------------------------------------------------------
+
+    def cursor_row(self) -> DomainRow | None:
+        key = self.table.cursor_key()
+        return None if key is None else self.vapp.store.get(key)
+
+    def targets(self) -> list[DomainRow]:
+        """The marked rows, else the cursor's row."""
+        store = self.vapp.store
+        if self.marks:
+            return [r for k in sorted(self.marks) if (r := store.get(k)) is not None]
+        row = self.cursor_row()
+        return [] if row is None else [row]
+
+    def plan_for(self, action: DomainAction, rows: Iterable[DomainRow] | None = None) -> Plan:
+        store = self.vapp.store
+        modes = {name: h.config.mode for name, h in store.hosts.items()}
+        lost = {name for name, h in store.hosts.items() if h.lost}
+        return plan(action, list(self.targets() if rows is None else rows), modes, lost)
+
+    _GATED = (*ACTIONS_BY_NAME, "edit_xml", "new_domain", "details", "mark", "reconnect")
+
+    #: The footer follows the cursor and the events this long after they settle: a footer
+    #: refresh rebuilds its widgets, which would delay the next key's repaint.
+    BINDINGS_DELAY = 0.15
+
+    def schedule_bindings(self) -> None:
+        if self._bindings_timer is not None:
+            self._bindings_timer.stop()
+        self._bindings_timer = self.set_timer(self.BINDINGS_DELAY, self.update_bindings)
+
+    def update_bindings(self) -> None:
+        """Refresh the footer only when an action's availability changed (a footer refresh
+        rebuilds its widgets, far too costly to do for every batch of events)."""
+        self._bindings_timer = None
+        state = tuple(self.check_action(name, ()) for name in self._GATED)
+        if state != self._bindings_state:
+            self._bindings_state = state
+            self.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        spec = ACTIONS_BY_NAME.get(action)
+        store = self.vapp.store
+        if spec is not None:
+            targets = self.targets()
+            usable = [
+                r
+                for r in targets
+                if not store.is_lost(r.key)
+                and store.hosts[r.host].config.mode is not HostMode.READ_ONLY
+            ]
+            if not usable:
+                return False  # read-only or lost hosts offer no mutating action at all
+            return True if self.plan_for(spec, usable).calls else None
+        if action in ("edit_xml",):
+            row = self.cursor_row()
+            if row is None or store.is_lost(row.key):
+                return False
+            return store.hosts[row.host].config.mode is not HostMode.READ_ONLY
+        if action == "new_domain":
+            return any(
+                not h.lost and h.config.mode is not HostMode.READ_ONLY for h in store.hosts.values()
+            )
+        if action in ("details", "mark"):
+            return self.cursor_row() is not None
+        if action == "reconnect":
+            return any(h.link is LinkState.LOST for h in store.hosts.values())
+        return True
+
+    @on(DomainTable.CursorMoved)
+    def _row_moved(self) -> None:
+        self.schedule_bindings()
+
+    @on(DomainTable.HeaderClicked)
+    def _header_clicked(self, event: DomainTable.HeaderClicked) -> None:
+        if event.column in SORTABLE:
+            self.action_sort(event.column)
+
+    # --- actions ------------------------------------------------------------------------
+
+    def _domain_action(self, name: str) -> None:
+        spec = ACTIONS_BY_NAME[name]
+        the_plan = self.plan_for(spec)
+        if not the_plan.calls:
+            return
+        dialog = self._confirmation(the_plan)
+        if dialog is None:
+            self._execute(the_plan)
+            return
+
+        def answered(ok: bool | None) -> None:
+            if ok:
+                self._execute(the_plan)
+
+        self.app.push_screen(dialog, answered)
+
+    def _confirmation(self, the_plan: Plan):  # type: ignore[no-untyped-def]
+        from tui.screens.dialogs import ConfirmScreen, TypedConfirmScreen
+
+        spec = the_plan.action
+        rows = [row for row, _ in the_plan.calls]
+        names = ", ".join(f"{r.name}" for r in rows[:6]) + (" …" if len(rows) > 6 else "")
+        hosts = sorted({r.host for r in rows})
+        where = f"on {', '.join(hosts)}"
+        fields: list[tuple[str, str]] = []
+        if spec.danger is Danger.TYPED:
+            if len(rows) == 1:
+                fields.append((f"Type the domain's name, {rows[0].name}, to confirm", rows[0].name))
+            else:
+                fields.append(
+                    (f"Type the number of domains, {len(rows)}, to confirm", str(len(rows)))
+                )
+        for host in the_plan.protected_hosts:
+            fields.append((f"{host} is a protected host: type its name to confirm", host))
+        question = f"{spec.title} {names} {where}?"
+        detail = spec.tooltip
+        if fields:
+            return TypedConfirmScreen(spec.title, question, detail, fields)
+        if spec.danger is Danger.YES_NO:
+            return ConfirmScreen(spec.title, question, detail)
+        return None
+
+    def _execute(self, the_plan: Plan) -> None:
+        keys = [row.key for row, _ in the_plan.calls]
+        for key in keys:
+            self.busy[key] = the_plan.action.progress
+        self.vapp.perform(the_plan, self)
+        self._repaint(keys)
+
+    def _repaint(self, keys: Iterable[Key]) -> None:
+        store = self.vapp.store
+        for key in keys:
+            row = store.get(key)
+            if row is not None and self.table.has(key):
+                self.table.put(row, self._how(row))
+        self.table.repaint_changed()
+        self._show_status()
+
+    def on_action_finished(self, message: ActionFinished) -> None:
+        for key in message.keys:
+            self.busy.pop(key, None)
+        self._repaint(message.keys)
+
+    def action_start(self) -> None:
+        self._domain_action("start")
+
+    def action_shutdown(self) -> None:
+        self._domain_action("shutdown")
+
+    def action_reboot(self) -> None:
+        self._domain_action("reboot")
+
+    def action_pause(self) -> None:
+        self._domain_action("pause")
+
+    def action_reset(self) -> None:
+        self._domain_action("reset")
+
+    def action_destroy(self) -> None:
+        self._domain_action("destroy")
+
+    def action_undefine(self) -> None:
+        self._domain_action("undefine")
+
+    def action_new_domain(self) -> None:
+        self.vapp.coming("new-domain")
+
+    def action_edit_xml(self) -> None:
+        self.vapp.coming("XML editor")
+
+    def action_details(self) -> None:
+        row = self.cursor_row()
+        if row is None:
+            return
+        from tui.screens.details import DetailsScreen
+
+        self.app.push_screen(DetailsScreen(row.host, row.uuid))
+
+    def action_mark(self) -> None:
+        key = self.table.cursor_key()
+        if key is None:
+            return
+        if key in self.marks:
+            self.marks.discard(key)
+        else:
+            self.marks.add(key)
+        self._repaint([key])
+        self.table.action_cursor(1)
+        self.update_bindings()
+
+    def action_mark_all(self) -> None:
+        store = self.vapp.store
+        visible = [k for k in store.rows if self.table.has(k)]
+        if all(k in self.marks for k in visible):
+            self.marks.difference_update(visible)
+        else:
+            self.marks.update(visible)
+        self._repaint(visible)
+        self.update_bindings()
+
+    def action_sort(self, column: str) -> None:
+        table = self.table
+        if table.sort_column == column:
+            table.sort_reverse = not table.sort_reverse
+        else:
+            table.sort_column, table.sort_reverse = column, False
+        table.resort()
+        self._show_status()
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.remove_class("-hidden")
+        box.focus()
+
+    def action_clear(self) -> None:
+        box = self.query_one("#filter", Input)
+        if box.has_focus:
+            if not box.value:
+                box.add_class("-hidden")
+            self.table.focus()
+            return
+        if self.marks:
+            marked = list(self.marks)
+            self.marks.clear()
+            self._repaint(marked)
+            self.update_bindings()
+            return
+        if box.value:
+            box.value = ""
+        box.add_class("-hidden")
+
+    def action_reconnect(self) -> None:
+        for name, host in self.vapp.store.hosts.items():
+            if host.link is LinkState.LOST:
+                self.vapp.retry_host(name)
+
+    @on(Input.Changed, "#filter")
+    def _filter_changed(self, event: Input.Changed) -> None:
+        try:
+            new = parse_filter(event.value)
+        except FilterError as err:
+            event.input.add_class("-invalid")
+            event.input.tooltip = str(err)
+            return
+        event.input.remove_class("-invalid")
+        event.input.tooltip = None
+        self.filter = new
+        self._refill()
+
+    @on(Input.Submitted, "#filter")
+    def _filter_done(self, event: Input.Submitted) -> None:
+        if not event.value:
+            event.input.add_class("-hidden")
+        self.table.focus()

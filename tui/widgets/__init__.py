@@ -1,0 +1,1 @@
+"""virtdeck's widgets."""

@@ -1,0 +1,595 @@
+"""The merged domain table: one row per (host, uuid), cells updated in place.
+
+Cells are plain text drawn as segments, never parsed as markup (a guest's name must never
+be), and made inert with :func:`tui.text.inert`. Colours come from the theme's variables
+(``state-*``, ``host-*``), handed in as a :class:`Look`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from rich.cells import cell_len, set_cell_size
+from rich.segment import Segment
+from rich.style import Style
+from textual import events
+from textual.binding import Binding, BindingType
+from textual.geometry import Region, Size
+from textual.message import Message
+from textual.scroll_view import ScrollView
+from textual.strip import Strip
+
+from drivers.model import DomainState
+from tui.state import STATE_ORDER, DomainRow, Key, memory_text, uptime_text
+from tui.text import inert
+
+_BOLD = Style(bold=True)
+_PLAIN = Style()
+
+COLUMNS: tuple[tuple[str, str, int], ...] = (
+    # key, label, width (host and name widen to fit, up to HOST_MAX and NAME_MAX)
+    ("mark", " ", 1),
+    ("host", "Host", 6),
+    ("name", "Name", 6),
+    ("state", "State", 20),
+    ("vcpus", "vCPUs", 7),
+    ("memory", "Memory", 8),
+    ("uptime", "Uptime", 8),
+)
+SORTABLE = ("host", "name", "state", "vcpus", "memory", "uptime")
+_COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
+NAME_MAX = 32
+HOST_MAX = 14
+
+
+class Cell:
+    """One cell: its text, colour, alignment and how it sorts."""
+
+    __slots__ = ("justify", "plain", "sort_key", "style")
+
+    def __init__(self, plain: str, sort_key: object, style: Style, justify: str = "left") -> None:
+        self.plain = plain
+        self.sort_key = sort_key
+        self.style = style
+        self.justify = justify
+
+    def __repr__(self) -> str:
+        return f"Cell({self.plain!r})"
+
+
+def row_id(key: Key) -> str:
+    return f"{key[0]}\x1f{key[1]}"
+
+
+def key_of(row_key: str) -> Key:
+    host, _, uuid = row_key.partition("\x1f")
+    return host, uuid
+
+
+@dataclass
+class Look:
+    """What rendering needs from the app: theme colours, host colours, the clock."""
+
+    variables: Mapping[str, str] = field(default_factory=dict)
+    host_colors: Mapping[str, str] = field(default_factory=dict)
+    now: Callable[[], float] = lambda: 0.0
+    _styles: dict[str, Style] = field(default_factory=dict, repr=False)
+
+    def color(self, name: str) -> Style:
+        style = self._styles.get(name)
+        if style is None:
+            value = self.variables.get(name)
+            style = self._styles[name] = Style(color=value) if value else Style()
+        return style
+
+    def host_style(self, host: str) -> Style:
+        key = "host:" + host
+        style = self._styles.get(key)
+        if style is None:
+            colour = self.host_colors.get(host)
+            style = self._styles[key] = Style(color=colour) if colour else Style()
+        return style
+
+    def state_style(self, state: DomainState) -> Style:
+        if state is DomainState.RUNNING:
+            return self.color("state-running")
+        if state is DomainState.PAUSED or state is DomainState.PMSUSPENDED:
+            return self.color("state-paused")
+        if state is DomainState.CRASHED:
+            return self.color("state-crashed")
+        if state is DomainState.SHUTOFF:
+            return self.color("state-shutoff")
+        return self.color("state-other")
+
+
+def _cell(text: str, sort_key: object, style: Style | None = None, justify: str = "left") -> Cell:
+    return Cell(text, sort_key, style or _PLAIN, justify)
+
+
+@dataclass(frozen=True)
+class RowLook:
+    """How one row should look: what the cells are made from (compared to skip work)."""
+
+    lost: bool = False
+    marked: bool = False
+    busy: str = ""
+
+
+def cell_inputs(row: DomainRow, look: Look, how: RowLook) -> tuple[object, ...]:
+    """Per column, the values its cell is made from."""
+    lost = how.lost
+    return (
+        (bool(how.busy), how.marked),
+        (row.host, lost),
+        (row.name, lost),
+        (lost, row.state, row.reason),
+        (row.vcpus, lost),
+        (row.memory_kib, lost),
+        ("" if lost else uptime_text(row, look.now()), row.started),
+    )
+
+
+def make_cell(
+    column: int, row: DomainRow, look: Look, how: RowLook, inputs: tuple[object, ...]
+) -> Cell:
+    """The cell of ``column`` (an index into COLUMNS)."""
+    lost = how.lost
+    dim = look.color("state-lost") if lost else None
+    if column == 0:
+        if how.busy:
+            return _cell("⟳", 0, look.color("state-other"))
+        return _cell("●" if how.marked else " ", 0, look.color("state-paused"))
+    if column == 1:
+        return _cell(
+            inert(row.host, one_line=True), row.host.lower(), dim or look.host_style(row.host)
+        )
+    if column == 2:
+        name = inert(row.name, one_line=True)
+        return _cell(name, name.lower(), dim or _BOLD)
+    if column == 3:
+        if lost:
+            return _cell("lost", (99, row.host, row.name.lower()), dim)
+        return _cell(
+            row.words, (STATE_ORDER.get(row.state, 9), row.words), look.state_style(row.state)
+        )
+    other = dim or _PLAIN
+    if column == 4:
+        return _cell("" if row.vcpus is None else str(row.vcpus), row.vcpus or 0, other, "right")
+    if column == 5:
+        return _cell(memory_text(row.memory_kib), row.memory_kib or 0, other, "right")
+    uptime = inputs[6]
+    assert isinstance(uptime, tuple)
+    started = row.started if row.started and not lost else None
+    return _cell(str(uptime[0]), -started if started else float("-inf"), other, "right")
+
+
+def render_cells(row: DomainRow, look: Look, how: RowLook) -> list[Cell]:
+    inputs = cell_inputs(row, look, how)
+    return [make_cell(i, row, look, how, inputs) for i in range(len(COLUMNS))]
+
+
+class DomainTable(ScrollView, can_focus=True):
+    """The domain table: a header line and one cached line per row.
+
+    A Line-API widget rather than a DataTable: a DataTable re-renders every visible cell
+    whenever any cell changes, which under a burst of events costs more than the events
+    themselves. Here a changed row re-renders that row only, and moving the cursor redraws
+    two lines. The screen decides which rows it holds; the table keeps them sorted.
+    """
+
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "domain-table--header",
+        "domain-table--cursor",
+        "domain-table--cursor-blurred",
+    }
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("up,k", "cursor(-1)", "Up", show=False, id="table.up", tooltip="Move up a row"),
+        Binding(
+            "down,j", "cursor(1)", "Down", show=False, id="table.down", tooltip="Move down a row"
+        ),
+        Binding(
+            "pageup",
+            "page(-1)",
+            "Page up",
+            show=False,
+            id="table.page_up",
+            tooltip="Move up a screenful",
+        ),
+        Binding(
+            "pagedown",
+            "page(1)",
+            "Page down",
+            show=False,
+            id="table.page_down",
+            tooltip="Move down a screenful",
+        ),
+        Binding(
+            "home,g",
+            "first",
+            "First row",
+            show=False,
+            id="table.top",
+            tooltip="Go to the first row",
+        ),
+        Binding(
+            "end,G",
+            "last",
+            "Last row",
+            show=False,
+            id="table.bottom",
+            tooltip="Go to the last row",
+        ),
+        Binding(
+            "left",
+            "scroll_left",
+            "Scroll left",
+            show=False,
+            id="table.left",
+            tooltip="Scroll the columns left (narrow terminals)",
+        ),
+        Binding(
+            "right",
+            "scroll_right",
+            "Scroll right",
+            show=False,
+            id="table.right",
+            tooltip="Scroll the columns right (narrow terminals)",
+        ),
+    ]
+
+    DEFAULT_CSS = """
+    DomainTable {
+        height: 1fr;
+        background: $background;
+        color: $foreground;
+        scrollbar-size-vertical: 1;
+        scrollbar-size-horizontal: 1;
+        & > .domain-table--header {
+            background: $panel;
+            color: $foreground;
+            text-style: bold;
+        }
+        & > .domain-table--cursor {
+            background: $primary 40%;
+        }
+        & > .domain-table--cursor-blurred {
+            background: $primary 20%;
+        }
+    }
+    """
+
+    @dataclass
+    class CursorMoved(Message):
+        """The cursor is on another row (or the row under it changed)."""
+
+        table: DomainTable
+
+        @property
+        def control(self) -> DomainTable:
+            return self.table
+
+    @dataclass
+    class HeaderClicked(Message):
+        """A column's header was clicked."""
+
+        table: DomainTable
+        column: str
+
+        @property
+        def control(self) -> DomainTable:
+            return self.table
+
+    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+        super().__init__(id=id)
+        self.look = Look()
+        self.sort_column = "host"
+        self.sort_reverse = False
+        self.cursor_row = 0
+        self._order: list[str] = []
+        self._index: dict[str, int] = {}
+        self._cells: dict[str, list[Cell]] = {}
+        self._inputs: dict[str, tuple[object, ...]] = {}
+        self._lines: dict[str, Strip] = {}
+        self._widths = [width for _, _, width in COLUMNS]
+        self._changed: set[str] = set()
+        self._header: Strip | None = None
+
+    # --- geometry -------------------------------------------------------------------------
+
+    @property
+    def row_count(self) -> int:
+        return len(self._order)
+
+    @property
+    def _total_width(self) -> int:
+        return sum(w + 2 for w in self._widths)
+
+    def _resize_virtual(self) -> None:
+        self.virtual_size = Size(self._total_width, len(self._order) + 1)
+
+    @property
+    def _page(self) -> int:
+        return max(1, self.size.height - 1 - (1 if self.show_horizontal_scrollbar else 0))
+
+    def on_resize(self) -> None:
+        self._scroll_to_cursor()
+
+    # --- rows -----------------------------------------------------------------------------
+
+    def has(self, key: Key) -> bool:
+        return row_id(key) in self._index
+
+    def get_row_index(self, rid: str) -> int:
+        return self._index[rid]
+
+    def index_of(self, key: Key) -> int:
+        return self._index[row_id(key)]
+
+    def cell_text(self, key: Key, column: str) -> str:
+        """What a cell shows (tests and tools)."""
+        return self._cells[row_id(key)][_COLUMN_INDEX[column]].plain
+
+    def row_texts(self, index: int) -> list[str]:
+        return [c.plain for c in self._cells[self._order[index]]]
+
+    def cursor_key(self) -> Key | None:
+        if not self._order:
+            return None
+        return key_of(self._order[min(self.cursor_row, len(self._order) - 1)])
+
+    def _fit(self, row: DomainRow) -> bool:
+        """Widen the host and name columns for ``row``; True when a width changed."""
+        changed = False
+        for index, text, cap in ((1, row.host, HOST_MAX), (2, row.name, NAME_MAX)):
+            width = min(cap, cell_len(inert(text, one_line=True)))
+            if width > self._widths[index]:
+                self._widths[index] = width
+                changed = True
+        if changed:
+            self._lines.clear()
+            self._header = None
+            self._resize_virtual()
+        return changed
+
+    def clear_rows(self) -> None:
+        self._order.clear()
+        self._index.clear()
+        self._cells.clear()
+        self._inputs.clear()
+        self._lines.clear()
+
+    def fill(self, rows: Iterable[tuple[DomainRow, RowLook]]) -> None:
+        """Replace every row (a filter, sort or theme change); keeps the cursor's domain."""
+        keep = self.cursor_key()
+        self.clear_rows()
+        self._header = None
+        look = self.look
+        for row, how in rows:
+            inputs = cell_inputs(row, look, how)
+            self._fit(row)
+            rid = row_id(row.key)
+            self._cells[rid] = [make_cell(i, row, look, how, inputs) for i in range(len(COLUMNS))]
+            self._inputs[rid] = inputs
+            self._order.append(rid)
+        self.resort(keep)
+
+    def put(self, row: DomainRow, how: RowLook) -> tuple[bool, bool]:
+        """Add the row or update the cells that changed; (added, its sort key changed)."""
+        rid = row_id(row.key)
+        look = self.look
+        inputs = cell_inputs(row, look, how)
+        old = self._inputs.get(rid)
+        if old is None:
+            self._fit(row)
+            self._cells[rid] = [make_cell(i, row, look, how, inputs) for i in range(len(COLUMNS))]
+            self._inputs[rid] = inputs
+            self._index[rid] = len(self._order)
+            self._order.append(rid)
+            self._resize_virtual()
+            self.refresh()
+            return True, True
+        if old == inputs:
+            return False, False
+        self._inputs[rid] = inputs
+        cells = self._cells[rid]
+        sort_index = _COLUMN_INDEX[self.sort_column]
+        resort = False
+        for index, (before, after) in enumerate(zip(old, inputs, strict=True)):
+            if before != after:
+                cells[index] = make_cell(index, row, look, how, inputs)
+                resort = resort or index == sort_index
+        if (old[1] != inputs[1] or old[2] != inputs[2]) and self._fit(row):
+            self.refresh()
+        self._lines.pop(rid, None)
+        self._changed.add(rid)
+        return False, resort
+
+    def repaint_changed(self) -> None:
+        """Redraw the visible rows that :meth:`put` changed (one refresh for all of them)."""
+        if not self._changed:
+            return
+        top = round(self.scroll_offset.y)
+        bottom = top + self.size.height
+        width = self.size.width
+        index = self._index
+        regions = [
+            Region(0, i - top + 1, width, 1)
+            for rid in self._changed
+            if (i := index.get(rid, -1)) >= top and i < bottom
+        ]
+        self._changed.clear()
+        if regions:
+            self.refresh(*regions)
+
+    def drop(self, key: Key) -> None:
+        rid = row_id(key)
+        if rid not in self._index:
+            return
+        keep = self.cursor_key()
+        self._order.remove(rid)
+        self._cells.pop(rid, None)
+        self._inputs.pop(rid, None)
+        self._lines.pop(rid, None)
+        self._reindex()
+        if keep is not None and keep != key and row_id(keep) in self._index:
+            self.cursor_row = self._index[row_id(keep)]
+        self.cursor_row = max(0, min(self.cursor_row, len(self._order) - 1))
+        self._resize_virtual()
+        self.refresh()
+
+    def _reindex(self) -> None:
+        self._index = {rid: i for i, rid in enumerate(self._order)}
+
+    def resort(self, keep: Key | None = None) -> None:
+        """Sort by the chosen column (then host, then name), keeping the cursor's domain."""
+        if keep is None:
+            keep = self.cursor_key()
+        column = _COLUMN_INDEX[self.sort_column]
+        host, name = _COLUMN_INDEX["host"], _COLUMN_INDEX["name"]
+        ties = (name,) if column == host else (host,) if column == name else (host, name)
+        cells = self._cells
+
+        def sort_key(rid: str) -> tuple[object, ...]:
+            row = cells[rid]
+            return (row[column].sort_key, *(row[i].sort_key for i in ties))
+
+        self._order.sort(key=sort_key, reverse=self.sort_reverse)
+        self._reindex()
+        self._header = None
+        if keep is not None and row_id(keep) in self._index:
+            self.cursor_row = self._index[row_id(keep)]
+        self.cursor_row = max(0, min(self.cursor_row, len(self._order) - 1))
+        self._resize_virtual()
+        self._scroll_to_cursor()
+        self.refresh()
+
+    def restyle(self) -> None:
+        """Forget every rendered line (after a theme change)."""
+        self._lines.clear()
+        self._header = None
+        self.refresh()
+
+    # --- the cursor -----------------------------------------------------------------------
+
+    def move_cursor(self, row: int, animate: bool = False, scroll: bool = True) -> None:
+        if not self._order:
+            return
+        row = max(0, min(row, len(self._order) - 1))
+        old = self.cursor_row
+        if row == old:
+            return
+        self.cursor_row = row
+        self._refresh_row(old)
+        self._refresh_row(row)
+        if scroll:
+            self._scroll_to_cursor()
+        self.post_message(self.CursorMoved(self))
+
+    def _scroll_to_cursor(self) -> None:
+        top = round(self.scroll_offset.y)
+        page = self._page
+        if self.cursor_row < top:
+            self.scroll_to(y=self.cursor_row, animate=False, immediate=True)
+        elif self.cursor_row >= top + page:
+            self.scroll_to(y=self.cursor_row - page + 1, animate=False, immediate=True)
+
+    def _refresh_row(self, index: int) -> None:
+        top = round(self.scroll_offset.y)
+        if top <= index < top + self.size.height:
+            self.refresh(Region(0, index - top + 1, self.size.width, 1))
+
+    def action_cursor(self, step: int) -> None:
+        self.move_cursor(self.cursor_row + step)
+
+    def action_page(self, step: int) -> None:
+        self.move_cursor(self.cursor_row + step * self._page)
+
+    def action_first(self) -> None:
+        self.move_cursor(0)
+
+    def action_last(self) -> None:
+        self.move_cursor(len(self._order) - 1)
+
+    def on_click(self, event: events.Click) -> None:
+        x = event.x + round(self.scroll_offset.x)
+        if event.y == 0:
+            edge = 0
+            for index, width in enumerate(self._widths):
+                edge += width + 2
+                if x < edge:
+                    self.post_message(self.HeaderClicked(self, COLUMNS[index][0]))
+                    return
+            return
+        self.move_cursor(round(self.scroll_offset.y) + event.y - 1)
+
+    def on_focus(self) -> None:
+        self._refresh_row(self.cursor_row)
+
+    def on_blur(self) -> None:
+        self._refresh_row(self.cursor_row)
+
+    # --- rendering ------------------------------------------------------------------------
+
+    def _segments(self, cells: list[Cell], base: Style, over: Style | None) -> Strip:
+        segments: list[Segment] = []
+        for cell, width in zip(cells, self._widths, strict=True):
+            text = cell.plain
+            length = cell_len(text)
+            if length > width:
+                text = set_cell_size(text, max(0, width - 1)) + "…" if width > 1 else text[:width]
+                length = width
+            pad = width - length
+            if cell.justify == "right":
+                text = " " * pad + text
+            else:
+                text = text + " " * pad
+            style = base + cell.style
+            if over is not None:
+                style = style + over
+            segments.append(Segment(" " + text + " ", style))
+        return Strip(segments, self._total_width)
+
+    def _header_strip(self) -> Strip:
+        if self._header is None:
+            style = self.get_component_rich_style("domain-table--header")
+            arrow = " ▼" if self.sort_reverse else " ▲"
+            labels = [
+                Cell(label + (arrow if key == self.sort_column else ""), 0, _PLAIN)
+                for key, label, _ in COLUMNS
+            ]
+            self._header = self._segments(labels, style, None)
+        return self._header
+
+    def render_line(self, y: int) -> Strip:
+        scroll_x, scroll_y = round(self.scroll_offset.x), round(self.scroll_offset.y)
+        width = self.size.width
+        base = self.rich_style
+        if y == 0:
+            strip = self._header_strip()
+            header_style = self.get_component_rich_style("domain-table--header")
+            return strip.crop_extend(scroll_x, scroll_x + width, header_style)
+        index = scroll_y + y - 1
+        if index >= len(self._order):
+            return Strip.blank(width, base)
+        rid = self._order[index]
+        if index == self.cursor_row:
+            cursor = self.get_component_rich_style(
+                "domain-table--cursor" if self.has_focus else "domain-table--cursor-blurred"
+            )
+            over = Style(bgcolor=cursor.bgcolor, bold=True)
+            strip = self._segments(self._cells[rid], base, over)
+            return strip.crop_extend(scroll_x, scroll_x + width, base + over)
+        else:
+            cached = self._lines.get(rid)
+            if cached is None:
+                cached = self._lines[rid] = self._segments(self._cells[rid], base, None)
+            strip = cached
+        return strip.crop_extend(scroll_x, scroll_x + width, base)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self._lines.clear()
+        self._header = None
