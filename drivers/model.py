@@ -404,6 +404,10 @@ class DomainSummary:
     reason: StateReason
     persistent: bool = True
     title: str = ""
+    vcpus: int | None = None
+    memory_kib: int | None = None
+    #: When the running (or paused) domain was started, as Unix time; None when shut off.
+    started_wall: float | None = None
 
 
 @dataclass(frozen=True)

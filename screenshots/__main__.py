@@ -88,6 +88,11 @@ SHOTS: dict[str, Step] = {
 
 
 async def _shoot(theme: str, name: str, step: Step, out: Path, config: Path) -> Path:
+    import drivers.test.driver
+
+    # Seeded domains' start times on the frozen clock: the uptimes are the same every time.
+    drivers.test.driver.clock = lambda: FrozenClock.at_wall
+    drivers.test.driver.reset_default()
     app = make_app(
         demo=True,
         theme=theme,

@@ -3,16 +3,9 @@
 Each function here says what it stands in for; when the drivers grow the API, the function
 becomes a one-line call (or goes away).
 
-- :func:`open_connection`: ``drivers.open`` whose remote connections decode
-  ``list_summaries`` replies directly. Wanted: ``protocol.from_wire`` caching
-  ``typing.get_type_hints`` per class (today it costs ~0.8 ms per summary: 0.8 s for a
-  1000-domain relist, most of the 10-host start-up budget).
-- :func:`read_infos`: vCPUs and memory of many domains at once. Wanted: ``DomainSummary``
-  carrying ``vcpus`` and ``memory_kib`` (or a ``Connection.list_infos()``), so a snapshot
-  is one call. Until then: one ``info`` call per domain, issued together so a remote
-  connection pipelines them, and for a remote connection read straight from the reply
-  (decoding a ``DomainInfo`` costs ~0.4 ms each in ``protocol.from_wire`` today, which
-  calls ``typing.get_type_hints`` for every value).
+- :func:`read_infos`: vCPUs and memory of domains whose summaries lack them (a daemon
+  older than the summaries that carry ``vcpus``/``memory_kib``, and redefinitions, which
+  arrive as events): one ``info`` call per domain, pipelined.
 """
 
 from __future__ import annotations
@@ -22,8 +15,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 from drivers.api import Connection, Domain
-from drivers.errors import NoSuchDomain, ProtocolError, VirtError
-from drivers.model import DomainState, DomainSummary
+from drivers.errors import NoSuchDomain, VirtError
 
 _T = TypeVar("_T")
 Infos = dict[str, tuple[int, int]]
@@ -88,37 +80,8 @@ async def read_infos(conn: Connection, uuids: Iterable[str]) -> Infos:
     return infos
 
 
-def _summary(data: Any) -> DomainSummary:
-    try:
-        state = DomainState[data["state"]]
-        ident = data.get("id")
-        return DomainSummary(
-            name=str(data["name"]),
-            uuid=str(data["uuid"]),
-            id=None if ident is None else int(ident),
-            state=state,
-            reason=state.reasons[data["reason"]],
-            persistent=bool(data.get("persistent", True)),
-            title=str(data.get("title") or ""),
-        )
-    except (KeyError, TypeError, ValueError, AttributeError) as err:
-        raise ProtocolError(f"A DomainSummary from the daemon is malformed: {err}.") from err
-
-
 async def open_connection(uri: str) -> Connection:
-    """``drivers.open(uri)``; a remote connection's ``list_summaries`` decodes fast."""
+    """``drivers.open(uri)`` (kept as the one place the TUI opens connections)."""
     import drivers
-    from drivers.remote.client import RemoteConnection
 
-    conn = await drivers.open(uri)
-    if isinstance(conn, RemoteConnection):
-        remote = conn
-
-        async def list_summaries() -> list[DomainSummary]:
-            data = await remote.call("list_summaries")
-            if not isinstance(data, list):
-                raise ProtocolError("list_summaries from the daemon is not a list.")
-            return [_summary(item) for item in data]
-
-        conn.list_summaries = list_summaries  # type: ignore[method-assign]
-    return conn
+    return await drivers.open(uri)

@@ -468,11 +468,6 @@ class VirtdeckApp(App[None]):
         if not isinstance(self.screen, HostsScreen):
             self.push_screen(HostsScreen())
 
-    def coming(self, what: str) -> None:
-        self.notify(
-            f"The {what} form is coming in the next release.", title="Coming soon", markup=False
-        )
-
     def get_system_commands(self, screen: Screen[object]) -> Iterable[SystemCommand]:
         yield from super().get_system_commands(screen)
         yield SystemCommand("Hosts", "Add, edit, connect and disconnect hosts", self.action_hosts)

@@ -23,11 +23,6 @@ INSTALL_HINT = (
     "Or try the demo, which needs no QEMU:  virtdeck --demo"
 )
 
-TUI_COMING = (
-    "virtdeck: the terminal UI is not built yet. Meanwhile the virsh-like commands work,\n"
-    "e.g. 'virtdeck list --all'; 'virtdeck help' lists them."
-)
-
 USAGE = """\
 
 virtdeck [options]... <command> [args...]
@@ -35,8 +30,9 @@ virtdeck [options]...            (the terminal UI)
 
   options:
     -c | --connect=URI      hypervisor connection URI (default: $VIRTDECK_DEFAULT_URI,
-                            else qemu:///session)
-    --demo                  use the in-memory demo driver, test:///default
+                            else qemu:///session); the UI opens every -c given
+    --demo                  demo hosts (test:///default and two simulated hosts)
+    --theme NAME            the UI's theme (virtdeck-dark, virtdeck-light, or your own)
     -h | --help             this help
     -q | --quiet            quiet mode
     -v | --version          program version
@@ -51,8 +47,12 @@ class _UsageError(Exception):
 
 
 def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
-    """Split the options before the command (virsh's getopt part) from the command words."""
+    """Split the options before the command (virsh's getopt part) from the command words.
+
+    ``-c`` may be given more than once (the TUI opens every host); a command uses the last.
+    """
     found: dict[str, str | bool] = {}
+    connects: list[str] = []
     i = 0
     while i < len(argv):
         word = argv[i]
@@ -65,12 +65,19 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
         if word in ("-c", "--connect"):
             if i == len(argv):
                 raise _UsageError(f"option '{word}' requires an argument")
-            found["connect"] = argv[i]
+            connects.append(argv[i])
             i += 1
         elif word.startswith("--connect="):
-            found["connect"] = word.partition("=")[2]
+            connects.append(word.partition("=")[2])
         elif word.startswith("-c") and not word.startswith("--"):
-            found["connect"] = word[2:]
+            connects.append(word[2:])
+        elif word == "--theme":
+            if i == len(argv):
+                raise _UsageError(f"option '{word}' requires an argument")
+            found["theme"] = argv[i]
+            i += 1
+        elif word.startswith("--theme="):
+            found["theme"] = word.partition("=")[2]
         elif word == "--demo":
             found["demo"] = True
         elif word in ("-q", "--quiet"):
@@ -81,6 +88,9 @@ def _parse_globals(argv: list[str]) -> tuple[dict[str, str | bool], list[str]]:
             found["version"] = True
         else:
             raise _UsageError(f"unsupported option '{word}'. See --help.")
+    if connects:
+        found["connect"] = connects[-1]
+        found["connects"] = "\n".join(connects)
     return found, argv[i:]
 
 
@@ -131,14 +141,22 @@ def _quick_connection(uri: str) -> SyncRemoteConnection | None:
         return None
 
 
-def _no_command(explicit_uri: bool) -> int:
+def _no_command(options: dict[str, str | bool], env_uri: str | None) -> int:
+    """``virtdeck`` alone: the terminal UI (after a hint if this host cannot run guests)."""
     import shutil
 
-    if not explicit_uri and shutil.which("qemu-system-x86_64") is None:
+    connects = options.get("connects")
+    uris = connects.split("\n") if isinstance(connects, str) else []
+    demo = bool(options.get("demo"))
+    if not uris and not demo and env_uri:
+        uris = [env_uri]
+    if not uris and not demo and shutil.which("qemu-system-x86_64") is None:
         print(INSTALL_HINT, file=sys.stderr)
         return 1
-    print(TUI_COMING, file=sys.stderr)
-    return 0
+    theme = options.get("theme")
+    from tui.app import run
+
+    return run(uris, demo=demo, theme=theme if isinstance(theme, str) else None)
 
 
 def _version() -> str:
@@ -176,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     else:
         uri = env_uri or DEFAULT_URI
     if not words:
-        return _no_command(explicit_uri=bool(connect or options.get("demo") or env_uri))
+        return _no_command(options, env_uri)
     try:
         return _run(uri, bool(options.get("quiet")), words)
     except KeyboardInterrupt:

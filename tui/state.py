@@ -360,7 +360,8 @@ class DomainStore:
                 changes.updated.add(row.key)
             new[summary.uuid] = row
             self.rows[row.key] = row
-            changes.want_info(name, summary.uuid)
+            if summary.vcpus is None:  # a daemon too old to list vCPUs and memory
+                changes.want_info(name, summary.uuid)
         for row in old.values():
             del self.rows[row.key]
             changes.removed.add(row.key)
@@ -380,7 +381,18 @@ class DomainStore:
         )
         if summary.state.is_active:
             row.started = now
+        DomainStore._take_summary_facts(row, summary)
         return row
+
+    @staticmethod
+    def _take_summary_facts(row: DomainRow, summary: DomainSummary) -> None:
+        """vCPUs, memory and start time, when the driver lists them (one call per relist)."""
+        if summary.vcpus is not None:
+            row.vcpus = summary.vcpus
+        if summary.memory_kib is not None:
+            row.memory_kib = summary.memory_kib
+        if summary.started_wall is not None and summary.state.is_active:
+            row.started, row.started_exact = summary.started_wall, True
 
     @staticmethod
     def _refresh_row(row: DomainRow, summary: DomainSummary, now: float) -> None:
@@ -393,6 +405,7 @@ class DomainStore:
         row.reason = summary.reason
         row.persistent = summary.persistent
         row.title = summary.title
+        DomainStore._take_summary_facts(row, summary)
 
     def apply_infos(self, name: str, infos: dict[str, tuple[int, int]]) -> Changes:
         changes = Changes()

@@ -198,6 +198,7 @@ class QemuRegistry(DomainRegistry):
             "reason": rt.reason.name,
             "flags": rt.flags.to_json(),
             "persistent": rt.persistent is not None,
+            "started": rt.started_wall,
             "xml": self._xml_of(rt.definition),
         }
         # Encoding happens in the writer thread, off the event path.
@@ -262,6 +263,8 @@ class QemuRegistry(DomainRegistry):
                 self.add(rt)
             rt.live, rt.state, rt.reason, rt.flags = live, state, reason, flags
             rt.domid = status.get("id")
+            started = status.get("started")
+            rt.started_wall = float(started) if isinstance(started, int | float) else None
             self._next_id = max(self._next_id, (rt.domid or 0) + 1)
             await self._adopt(rt, status)
 

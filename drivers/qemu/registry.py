@@ -288,18 +288,23 @@ class RegistryConnection(Connection):
 
     async def list_summaries(self) -> list[DomainSummary]:
         self._check_open()
-        return [
-            DomainSummary(
-                name=rt.name,
-                uuid=rt.uuid,
-                id=rt.domid,
-                state=rt.state,
-                reason=rt.reason,
-                persistent=rt.persistent is not None,
-                title=rt.definition.title or "",
-            )
-            for rt in self.registry.sorted()
-        ]
+        return [self._summary(rt) for rt in self.registry.sorted()]
+
+    @staticmethod
+    def _summary(rt: DomainRuntime) -> DomainSummary:
+        defn = rt.definition
+        return DomainSummary(
+            name=rt.name,
+            uuid=rt.uuid,
+            id=rt.domid,
+            state=rt.state,
+            reason=rt.reason,
+            persistent=rt.persistent is not None,
+            title=defn.title or "",
+            vcpus=defn.vcpus,
+            memory_kib=defn.current_memory_kib,
+            started_wall=rt.started_wall if rt.active else None,
+        )
 
     async def lookup(self, name: str) -> Domain:
         self._check_open()

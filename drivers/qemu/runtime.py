@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
@@ -123,6 +124,8 @@ class DomainRuntime:
         self.reason = reason
         self.flags = flags or Flags()
         self.domid: int | None = None
+        #: Unix time of the last start (kept across fake reboots, like a guest's uptime).
+        self.started_wall: float | None = None
         self.backend: Backend | None = None
         self.jobs = JobLock(self.name)
         self.removed = False
@@ -300,6 +303,7 @@ class DomainRuntime:
                         raise HypervisorError(
                             f"Domain '{self.name}' stopped while it was starting."
                         )
+                self.started_wall = time.time()
                 self.feed(Trigger.STARTED, {"paused": paused})
             except BaseException:
                 await self._abort_launch()

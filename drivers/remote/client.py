@@ -42,6 +42,8 @@ log = logging.getLogger(__name__)
 
 #: Longer than a session daemon takes to start (local.AUTOSTART_TIMEOUT) behind a relay.
 HANDSHAKE_TIMEOUT = 20.0
+#: Below the daemon's limit per client (server.MAX_IN_FLIGHT), so no call is refused for it.
+MAX_CALLS_IN_FLIGHT = 200
 
 
 class RemoteDomain(Domain):
@@ -122,6 +124,7 @@ class RemoteConnection(Connection):
         self._on_close = on_close
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
+        self._slots = asyncio.Semaphore(MAX_CALLS_IN_FLIGHT)
         self._hub = EventHub()
         self._closed = False
         self._lost_reason: str | None = None
@@ -239,17 +242,21 @@ class RemoteConnection(Connection):
                     f"The connection to {self._name} was lost: {self._lost_reason}; reconnect."
                 )
             raise OperationInvalid("This connection is closed; open a new one.")
-        call_id = next(self._ids)
-        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._pending[call_id] = future
-        try:
-            self._writer.write(
-                p.encode_message({"type": "call", "id": call_id, "method": method, "args": args})
-            )
-            await self._writer.drain()
-        except (ConnectionError, OSError) as err:
-            self._lose(f"writing to the daemon failed: {err}")
-        return await future
+        # The daemon serves a bounded number of calls per client; more wait here.
+        async with self._slots:
+            call_id = next(self._ids)
+            future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+            self._pending[call_id] = future
+            try:
+                self._writer.write(
+                    p.encode_message(
+                        {"type": "call", "id": call_id, "method": method, "args": args}
+                    )
+                )
+                await self._writer.drain()
+            except (ConnectionError, OSError) as err:
+                self._lose(f"writing to the daemon failed: {err}")
+            return await future
 
     def _domain(self, data: dict[str, Any]) -> RemoteDomain:
         return RemoteDomain(self, str(data["name"]), str(data["uuid"]))

@@ -13,6 +13,8 @@ same event handler as real QEMU domains.
 from __future__ import annotations
 
 import asyncio
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 from lxml import etree
@@ -33,6 +35,9 @@ from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.storage import MemoryPool
 from drivers.test.simqemu import SimulatedQemu
 from drivers.uri import URI
+
+#: Where seeded domains' start times come from (tests freeze it).
+clock: Callable[[], float] = time.time
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 IMAGE_DIR = "/var/lib/virtdeck/images"
@@ -143,6 +148,8 @@ class TestRegistry(DomainRegistry):
             rt.state = state
             rt.reason = _DEFAULT_REASON.get(state, state.reason(0))
             rt.live = defn.copy()
+            # Seeded guests have been up for a while (hours, varying), as on a real host.
+            rt.started_wall = clock() - 3600 * (1 + len(self.by_uuid) % 7)
             rt.domid = self.next_id()
             rt.live.id = rt.domid
             rt.backend = SimulatedQemu(rt, _QEMU_STATUS.get(state, "running"))

@@ -407,9 +407,24 @@ def test_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert out.startswith(" Domain Monitoring (help keyword 'monitor'):\n    dominfo ")
 
 
-def test_no_command_announces_the_tui(capsys: pytest.CaptureFixture[str]) -> None:
+def test_no_command_opens_the_tui(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tui.app
+
+    calls: list[tuple[list[str], bool, str | None]] = []
+
+    def fake_run(uris: list[str], *, demo: bool, theme: str | None) -> int:
+        calls.append((list(uris), demo, theme))
+        return 0
+
+    monkeypatch.setattr(tui.app, "run", fake_run)
     assert main(["--demo"]) == 0
-    assert "terminal UI" in capsys.readouterr().err
+    assert (
+        main(["-c", "test:///default", "-c", "qemu:///session", "--theme", "virtdeck-light"]) == 0
+    )
+    assert calls == [
+        ([], True, None),
+        (["test:///default", "qemu:///session"], False, "virtdeck-light"),
+    ]
 
 
 def test_no_command_without_qemu_offers_the_demo(

@@ -15,6 +15,11 @@ def _private_xdg(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[No
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.setenv("TZ", "UTC")
+    # Seeded test-driver domains started at fixed times, so uptimes in snapshots hold still.
+    import drivers.test.driver
+    from tui.state import FrozenClock
+
+    monkeypatch.setattr(drivers.test.driver, "clock", lambda: FrozenClock.at_wall)
     yield
 
 

@@ -195,14 +195,40 @@ async def test_bulk_partial_failure_lists_each(tmp_path: Path) -> None:
         assert "web1: skipped, it is paused (user)" in notes[0].message
 
 
-async def test_new_and_edit_are_coming(tmp_path: Path) -> None:
+async def test_n_opens_the_new_domain_form_and_the_row_comes_by_event(tmp_path: Path) -> None:
+    from textual.widgets import Input
+
+    from tui.screens.new_domain import NewDomainScreen
+
     app = build(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, 5)
         await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewDomainScreen))
+        form = app.screen
+        assert isinstance(form, NewDomainScreen)
+        await until(pilot, lambda: form.names is not None)  # it read the host's names
+        form.query_one("#name", Input).focus()
+        await pilot.press(*"made-in-form")
+        await pilot.pause(0.5)  # the form validates after a short debounce
+        await pilot.press("ctrl+r")  # define and start
+        await until(pilot, lambda: not isinstance(app.screen, NewDomainScreen))
+        await until(pilot, lambda: state_of(app, "made-in-form") == "running (booted)")
+
+
+async def test_e_opens_the_xml_editor_on_the_cursor_domain(tmp_path: Path) -> None:
+    from tui.screens.edit_xml import EditXmlScreen
+
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        await select(pilot, app, "build")
         await pilot.press("e")
-        titles = [n.title for n in app._notifications]
-        assert titles.count("Coming soon") == 2
+        await until(pilot, lambda: isinstance(app.screen, EditXmlScreen))
+        editor = app.screen
+        assert isinstance(editor, EditXmlScreen)
+        editor.dismiss(False)
+        await until(pilot, lambda: not isinstance(app.screen, EditXmlScreen))
 
 
 async def test_define_domain_worker_brings_the_row_by_event(tmp_path: Path) -> None:

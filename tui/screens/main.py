@@ -447,10 +447,45 @@ class MainScreen(Screen[None]):
         self._domain_action("undefine")
 
     def action_new_domain(self) -> None:
-        self.vapp.coming("new-domain")
+        """The new-domain form, on the connected hosts that allow changes.
+
+        The row appears when the driver's Defined event arrives, like any other change.
+        """
+        from drivers.errors import VirtError
+        from tui.screens.new_domain import NewDomainScreen
+
+        store = self.vapp.store
+        hosts = {}
+        for name, link in self.vapp.links.items():
+            host = store.hosts.get(name)
+            if host is None or host.lost or host.config.mode is HostMode.READ_ONLY:
+                continue
+            try:
+                hosts[name] = link.require()
+            except VirtError:
+                continue
+        if not hosts:
+            return
+        row = self.cursor_row()
+        default = row.host if row is not None and row.host in hosts else next(iter(hosts))
+        self.app.push_screen(NewDomainScreen(hosts, default))
 
     def action_edit_xml(self) -> None:
-        self.vapp.coming("XML editor")
+        from drivers.errors import VirtError
+        from drivers.model import DomainState
+        from tui.screens.edit_xml import EditXmlScreen
+
+        row = self.cursor_row()
+        link = self.vapp.links.get(row.host) if row is not None else None
+        if row is None or link is None:
+            return
+        try:
+            conn = link.require()
+        except VirtError as err:
+            self.notify(err.message, title=err.title, severity="error", markup=False)
+            return
+        active = row.state is not DomainState.SHUTOFF
+        self.app.push_screen(EditXmlScreen(conn, row.name, active, host=row.host))
 
     def action_details(self) -> None:
         row = self.cursor_row()
