@@ -157,6 +157,8 @@ class Plan:
     skipped: tuple[tuple[DomainRow, str], ...]
     protected_hosts: tuple[str, ...] = ()
     """Protected hosts among the calls' rows (their names must be typed to confirm)."""
+    delete_images: bool = False
+    """With undefine: also delete the disk images the domain owns in its host's pool."""
 
 
 def plan(

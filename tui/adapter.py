@@ -85,3 +85,23 @@ async def open_connection(uri: str) -> Connection:
     import drivers
 
     return await drivers.open(uri)
+
+
+async def undefine_with_images(conn: Connection, dom: Domain) -> None:
+    """Undefine ``dom``, then delete the images of its pool its disks used.
+
+    Only images in the host's default pool count as the domain's own (a disk elsewhere
+    may be shared or precious); the definition goes first, so a failing delete leaves an
+    unused image behind rather than a domain without its disk. Raises the first error.
+    """
+    from drivers.domxml import parse_domain
+
+    sources = {d.source for d in parse_domain(await dom.xml(inactive=True)).disks if d.source}
+    owned = []
+    if "storage" in conn.capabilities:
+        owned = [
+            v.name for v in await conn.list_volumes() if v.path in sources and v.format != "iso"
+        ]
+    await dom.undefine()
+    for name in owned:
+        await conn.delete_volume(name)

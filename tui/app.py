@@ -25,7 +25,7 @@ from drivers.errors import ConnectionLost, VirtError
 from drivers.reconnect import DEFAULT_BACKOFF, LinkState, LinkStatus, Opener
 from themes import BUILTIN_THEMES, DEFAULT_THEME, HOST_VARIABLES, load_user_themes
 from tui.actions import ActionReport, Plan
-from tui.adapter import bounded, read_infos
+from tui.adapter import bounded, read_infos, undefine_with_images
 from tui.config import (
     Config,
     ConfigError,
@@ -385,7 +385,11 @@ class VirtdeckApp(App[None]):
             link = self.links.get(host)
             if link is None:
                 raise ConnectionLost(f"Host {host} is not connected.")
-            dom = await link.require().lookup_by_uuid(uuid)
+            conn = link.require()
+            dom = await conn.lookup_by_uuid(uuid)
+            if method == "undefine" and plan.delete_images:
+                await undefine_with_images(conn, dom)
+                return
             await getattr(dom, method)()
 
         results = await bounded(one(row.host, row.uuid, method) for row, method in plan.calls)

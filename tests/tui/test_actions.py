@@ -129,6 +129,28 @@ async def test_undefine_needs_the_typed_name(tmp_path: Path) -> None:
         assert "build" not in default_registry().by_name
 
 
+async def test_undefine_can_delete_the_images_the_domain_owns(tmp_path: Path) -> None:
+    from textual.widgets import Checkbox
+
+    pool = default_registry().pool
+    assert pool is not None
+    assert "build.qcow2" in [v.name for v in await pool.list()]
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        await select(pilot, app, "build")
+        await pilot.press("U")
+        await until(pilot, lambda: isinstance(app.screen, TypedConfirmScreen))
+        app.screen.query_one("#option", Checkbox).value = True
+        app.screen.query_one("#word-0").focus()
+        await pilot.press(*"build", "enter")
+        await until(pilot, lambda: table(app).row_count == 4, what="the row to go")
+        await settle(app)
+    names = [v.name for v in await pool.list()]
+    assert "build.qcow2" not in names
+    assert "test.qcow2" in names and any(n.endswith(".iso") for n in names)
+
+
 async def test_failure_shows_one_error_notification(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

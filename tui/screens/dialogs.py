@@ -10,7 +10,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Static
+from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from tui.text import inert
 
@@ -60,13 +60,20 @@ class TypedConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(
-        self, title: str, question: str, detail: str, fields: list[tuple[str, str]]
+        self,
+        title: str,
+        question: str,
+        detail: str,
+        fields: list[tuple[str, str]],
+        option: str | None = None,
     ) -> None:
         super().__init__(classes="dialog")
         self.title_text = title
         self.question = question
         self.detail = detail
         self.fields = fields
+        self.option = option
+        """A checkbox offered with the confirmation (e.g. delete the disk images too)."""
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-danger"):
@@ -77,6 +84,8 @@ class TypedConfirmScreen(ModalScreen[bool]):
             for index, (prompt, _) in enumerate(self.fields):
                 yield Label(Text(inert(prompt, one_line=True)), classes="field-label")
                 yield Input(id=f"word-{index}", classes="typed", compact=True)
+            if self.option is not None:
+                yield Checkbox(Text(inert(self.option, one_line=True)), id="option", compact=True)
             with Horizontal(id="dialog-buttons"):
                 yield Button("Cancel", id="no", variant="default", compact=True)
                 yield Button(
@@ -104,6 +113,11 @@ class TypedConfirmScreen(ModalScreen[bool]):
         inputs = list(self.query(Input))
         index = inputs.index(event.input)
         inputs[(index + 1) % len(inputs)].focus()
+
+    @property
+    def option_chosen(self) -> bool:
+        """Whether the offered checkbox was ticked."""
+        return self.option is not None and self.query_one("#option", Checkbox).value
 
     def action_cancel(self) -> None:
         self.dismiss(False)

@@ -8,6 +8,7 @@ app publishes the store's :class:`~tui.state.Changes`.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -374,7 +375,8 @@ class MainScreen(Screen[None]):
 
         def answered(ok: bool | None) -> None:
             if ok:
-                self._execute(the_plan)
+                chosen = getattr(dialog, "option_chosen", False)
+                self._execute(replace(the_plan, delete_images=chosen) if chosen else the_plan)
 
         self.app.push_screen(dialog, answered)
 
@@ -398,8 +400,15 @@ class MainScreen(Screen[None]):
             fields.append((f"{host} is a protected host: type its name to confirm", host))
         question = f"{spec.title} {names} {where}?"
         detail = spec.tooltip
+        option = None
+        if spec.name == "undefine":
+            option = (
+                "Also delete the disk images it owns in the host's image pool"
+                if len(rows) == 1
+                else "Also delete the disk images they own in their hosts' image pools"
+            )
         if fields:
-            return TypedConfirmScreen(spec.title, question, detail, fields)
+            return TypedConfirmScreen(spec.title, question, detail, fields, option)
         if spec.danger is Danger.YES_NO:
             return ConfirmScreen(spec.title, question, detail)
         return None
