@@ -179,7 +179,29 @@ def summary_to_wire(s: DomainSummary) -> dict[str, Any]:
 
 
 def summary_from_wire(d: Any) -> DomainSummary:
-    return from_wire(DomainSummary, d)
+    # Written out, not through from_wire: a listing decodes hundreds of these at once.
+    try:
+        state = DomainState[d["state"]]
+        ident, vcpus, memory, started = (
+            d.get("id"),
+            d.get("vcpus"),
+            d.get("memory_kib"),
+            d.get("started_wall"),
+        )
+        return DomainSummary(
+            name=str(d["name"]),
+            uuid=str(d["uuid"]),
+            id=None if ident is None else int(ident),
+            state=state,
+            reason=state.reasons[d["reason"]],
+            persistent=bool(d.get("persistent", True)),
+            title=str(d.get("title") or ""),
+            vcpus=None if vcpus is None else int(vcpus),
+            memory_kib=None if memory is None else int(memory),
+            started_wall=None if started is None else float(started),
+        )
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ProtocolError(f"A DomainSummary from the daemon is malformed: {err}.") from err
 
 
 def info_to_wire(i: DomainInfo) -> dict[str, Any]:
