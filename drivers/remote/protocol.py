@@ -236,6 +236,7 @@ def pool_from_wire(d: Any) -> PoolInfo:
     return from_wire(PoolInfo, d)
 
 
+@functools.cache
 def _event_classes() -> dict[str, type[Event]]:
     found: dict[str, type[Event]] = {}
     pending: list[type[Event]] = [Event]
