@@ -99,7 +99,7 @@ QUICK_COMMANDS = frozenset(
     {
         "list", "domstate", "dominfo", "domid", "domuuid", "domname", "dumpxml", "define",
         "undefine", "start", "shutdown", "reboot", "reset", "suspend", "resume", "destroy",
-        "uri", "hostname", "version",
+        "uri", "hostname", "version", "event",
     }
 )  # fmt: skip
 

@@ -12,12 +12,21 @@ from __future__ import annotations
 import json
 import socket
 import struct
+import time
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
-from drivers.errors import ConnectionFailed, ConnectionLost, NotSupported, ProtocolError
-from drivers.model import DomainInfo, DomainState, DomainSummary, HostInfo, StateReason
+from drivers.errors import ConnectionFailed, ConnectionLost, ProtocolError
+from drivers.model import (
+    ConnectionClosedEvent,
+    DomainInfo,
+    DomainState,
+    DomainSummary,
+    Event,
+    HostInfo,
+    StateReason,
+)
 from drivers.remote import protocol as p
 from drivers.version import VERSION
 
@@ -87,7 +96,7 @@ class SyncRemoteConnection:
         except OSError as err:
             self._sock.close()
             raise ConnectionFailed(f"No daemon is listening on {path}.") from err
-        self._file = self._sock.makefile("rb")
+        self._buffer = bytearray()
         self._ids = 0
         self._send(
             {"type": "hello", "protocol": p.PROTOCOL_VERSION, "client": f"virtdeck/{VERSION}"}
@@ -104,19 +113,47 @@ class SyncRemoteConnection:
         except OSError as err:
             raise ConnectionLost(f"The connection to {self.uri} was lost: {err}.") from err
 
-    def _receive(self) -> dict[str, Any]:
-        try:
-            header = self._file.read(_HEADER.size)
-            if len(header) < _HEADER.size:
+    def _read(self, n: int) -> bytes:
+        """Exactly ``n`` bytes of the stream (from the buffer, then the socket)."""
+        while len(self._buffer) < n:
+            try:
+                chunk = self._sock.recv(1 << 16)
+            except TimeoutError as err:
+                raise ConnectionLost(f"The daemon behind {self.uri} stopped answering.") from err
+            except OSError as err:
+                raise ConnectionLost(f"The connection to {self.uri} was lost: {err}.") from err
+            if not chunk:
                 raise ConnectionLost(f"The daemon behind {self.uri} closed the connection.")
-            length, kind = _HEADER.unpack(header)
-            if not 1 <= length <= p.MAX_FRAME:
-                raise ProtocolError(f"The daemon sent a frame of {length} bytes.")
-            payload = self._file.read(length - 1)
-        except TimeoutError as err:
-            raise ConnectionLost(f"The daemon behind {self.uri} stopped answering.") from err
+            self._buffer += chunk
+        data = bytes(self._buffer[:n])
+        del self._buffer[:n]
+        return data
+
+    def _wait_readable(self, deadline: float) -> None:
+        """Block until a frame starts arriving; TimeoutError at ``deadline``."""
+        if self._buffer:
+            return
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise TimeoutError
+        self._sock.settimeout(remaining)
+        try:
+            chunk = self._sock.recv(1 << 16)
+        except TimeoutError:
+            raise
         except OSError as err:
             raise ConnectionLost(f"The connection to {self.uri} was lost: {err}.") from err
+        finally:
+            self._sock.settimeout(TIMEOUT)
+        if not chunk:
+            raise ConnectionLost(f"The daemon behind {self.uri} closed the connection.")
+        self._buffer += chunk
+
+    def _receive(self) -> dict[str, Any]:
+        length, kind = _HEADER.unpack(self._read(_HEADER.size))
+        if not 1 <= length <= p.MAX_FRAME:
+            raise ProtocolError(f"The daemon sent a frame of {length} bytes.")
+        payload = self._read(length - 1)
         if kind != p.JSON:
             return {"type": "ignored"}
         try:
@@ -163,19 +200,60 @@ class SyncRemoteConnection:
     async def host_info(self) -> HostInfo:
         return p.host_from_wire(self.call("host_info"))
 
-    def events(self) -> Any:
-        raise NotSupported("The quick client has no event stream.")
+    #: Tells callers that every call blocks (no event loop is involved).
+    blocking = True
+
+    def events(self) -> SyncEventStream:
+        """The daemon's events from now on, read with blocking calls."""
+        return SyncEventStream(self)
+
+    def next_event(self, deadline: float | None) -> Event:
+        """The next pushed event; TimeoutError once ``deadline`` (monotonic) has passed."""
+        while True:
+            try:
+                if deadline is not None:
+                    self._wait_readable(deadline)
+                message = self._receive()
+            except ConnectionLost as err:
+                return ConnectionClosedEvent(reason=str(err), lost=True)
+            kind = message.get("type")
+            if kind == "event":
+                return p.event_from_wire(message["event"])
+            if kind == "bye":
+                return ConnectionClosedEvent(
+                    reason=f"the daemon closed the connection: {message.get('reason')}", lost=True
+                )
 
     def close_now(self) -> None:
         try:
             self._sock.sendall(p.encode_message({"type": "bye", "reason": "client closed"}))
         except OSError:
             pass
-        self._file.close()
         self._sock.close()
 
     async def close(self) -> None:
         self.close_now()
+
+
+class SyncEventStream:
+    """An event stream whose ``__anext__`` blocks instead of suspending."""
+
+    def __init__(self, conn: SyncRemoteConnection) -> None:
+        self._conn = conn
+        self._closed = False
+        #: ``time.monotonic()`` after which reading raises TimeoutError.
+        self.deadline: float | None = None
+
+    def __aiter__(self) -> SyncEventStream:
+        return self
+
+    async def __anext__(self) -> Event:
+        if self._closed:
+            raise StopAsyncIteration
+        return self._conn.next_event(self.deadline)
+
+    def close(self) -> None:
+        self._closed = True
 
 
 def run_to_completion(coro: Coroutine[Any, Any, _T]) -> _T:

@@ -165,3 +165,12 @@ async def test_cli_after_daemon_sigkill(session: Session) -> None:
     await console.close()
     for name in files:
         cli(session, "destroy", name)
+
+
+def test_event_timeout_on_the_blocking_client(session: Session) -> None:
+    cli(session, "list", "--all")  # starts the daemon: later commands take the quick path
+    started = time.monotonic()
+    result = run_cli(session, "event", "--all", "--loop", "--timeout", "1")
+    assert 0.9 < time.monotonic() - started < 10
+    assert result.returncode == 1
+    assert result.stdout == "event loop timed out\nevents received: 0\n\n"

@@ -11,6 +11,9 @@ from __future__ import annotations
 import contextlib
 import re
 import signal
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from drivers.errors import ConnectionLost, InvalidArgument
 from drivers.model import ConnectionClosedEvent, DomainEvent
@@ -51,28 +54,22 @@ async def cmd_event(shell: Shell, args: Args) -> bool:
     uuid = (await shell.domain(ref)).uuid if ref is not None else None
     loop_mode, stamped = args.flag("loop"), args.flag("timestamp")
 
-    import asyncio  # only this command needs an event loop; the others may run without one
-
-    loop = asyncio.get_running_loop()
-    stream = (await shell.connection()).events()
+    conn = await shell.connection()
+    stream = conn.events()
     ended: list[str] = []
 
     def end(why: str) -> None:
-        # Closing the stream wakes the ``async for`` below; events queued before it still
+        # Closing the stream ends the ``async for`` below; events queued before it still
         # come out first, so nothing already received is lost.
         if not ended:
             ended.append(why)
             stream.close()
 
-    signals = []
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
-            loop.add_signal_handler(signum, end, "interrupted")
-            signals.append(signum)
-    timer = loop.call_later(timeout, end, "timeout") if timeout is not None else None
     count = 0
     lost: ConnectionClosedEvent | None = None
-    try:
+
+    async def consume() -> None:
+        nonlocal count, lost
         async for event in stream:
             if isinstance(event, ConnectionClosedEvent):
                 lost = event if event.lost else None
@@ -89,12 +86,11 @@ async def cmd_event(shell: Shell, args: Args) -> bool:
                     break
             if ended:
                 break
-    finally:
-        for signum in signals:
-            loop.remove_signal_handler(signum)
-        if timer is not None:
-            timer.cancel()
-        stream.close()
+
+    if getattr(conn, "blocking", False):
+        await _consume_blocking(consume, stream, timeout, end)
+    else:
+        await _consume_async(consume, stream, timeout, end)
 
     why = ended[0] if ended else "done"
     if why == "interrupted":
@@ -108,6 +104,61 @@ async def cmd_event(shell: Shell, args: Args) -> bool:
     # Being stopped by a signal is how a --loop normally ends, so it is a success; like
     # virsh, a wait that ends without any event is not.
     return why == "interrupted" or count > 0
+
+
+class _Interrupted(Exception):
+    pass
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise _Interrupted
+
+
+async def _consume_blocking(
+    consume: Callable[[], Awaitable[None]],
+    stream: Any,
+    timeout: int | None,
+    end: Callable[[str], None],
+) -> None:
+    """On the blocking client: a signal interrupts the read, the deadline bounds it."""
+    if timeout is not None:
+        stream.deadline = time.monotonic() + timeout
+    previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        await consume()
+    except _Interrupted:
+        end("interrupted")
+    except TimeoutError:
+        end("timeout")
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        stream.close()
+
+
+async def _consume_async(
+    consume: Callable[[], Awaitable[None]],
+    stream: Any,
+    timeout: int | None,
+    end: Callable[[str], None],
+) -> None:
+    import asyncio
+
+    loop = asyncio.get_running_loop()
+    signals = []
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signum, end, "interrupted")
+            signals.append(signum)
+    timer = loop.call_later(timeout, end, "timeout") if timeout is not None else None
+    try:
+        await consume()
+    finally:
+        for signum in signals:
+            loop.remove_signal_handler(signum)
+        if timer is not None:
+            timer.cancel()
+        stream.close()
 
 
 EVENT = Command(
