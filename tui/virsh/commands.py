@@ -7,6 +7,8 @@ prints ``Domain '3' destroyed``) and the domain's own name where virsh does (``s
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 from drivers.errors import InvalidArgument, OperationFailed
 from drivers.model import DomainState, DomainSummary, state_words
 from tui.text import inert_xml
@@ -198,46 +200,24 @@ async def cmd_start(shell: Shell, args: Args) -> bool:
     return True
 
 
-async def cmd_shutdown(shell: Shell, args: Args) -> bool:
-    ref = args.required("domain")
-    await (await shell.domain(ref)).shutdown()
-    shell.extra(f"Domain '{field(ref)}' is being shutdown\n")
-    return True
+def _lifecycle(method: str, done: str) -> Callable[[Shell, Args], Awaitable[bool]]:
+    """A verb that calls one domain method and says so as virsh does (with the name typed)."""
+
+    async def command(shell: Shell, args: Args) -> bool:
+        ref = args.required("domain")
+        await getattr(await shell.domain(ref), method)()
+        shell.extra(f"Domain '{field(ref)}' {done}\n")
+        return True
+
+    return command
 
 
-async def cmd_reboot(shell: Shell, args: Args) -> bool:
-    ref = args.required("domain")
-    await (await shell.domain(ref)).reboot()
-    shell.extra(f"Domain '{field(ref)}' is being rebooted\n")
-    return True
-
-
-async def cmd_reset(shell: Shell, args: Args) -> bool:
-    ref = args.required("domain")
-    await (await shell.domain(ref)).reset()
-    shell.extra(f"Domain '{field(ref)}' was reset\n")
-    return True
-
-
-async def cmd_suspend(shell: Shell, args: Args) -> bool:
-    ref = args.required("domain")
-    await (await shell.domain(ref)).suspend()
-    shell.extra(f"Domain '{field(ref)}' suspended\n")
-    return True
-
-
-async def cmd_resume(shell: Shell, args: Args) -> bool:
-    ref = args.required("domain")
-    await (await shell.domain(ref)).resume()
-    shell.extra(f"Domain '{field(ref)}' resumed\n")
-    return True
-
-
-async def cmd_destroy(shell: Shell, args: Args) -> bool:
-    ref = args.required("domain")
-    await (await shell.domain(ref)).destroy()
-    shell.extra(f"Domain '{field(ref)}' destroyed\n")
-    return True
+cmd_shutdown = _lifecycle("shutdown", "is being shutdown")
+cmd_reboot = _lifecycle("reboot", "is being rebooted")
+cmd_reset = _lifecycle("reset", "was reset")
+cmd_suspend = _lifecycle("suspend", "suspended")
+cmd_resume = _lifecycle("resume", "resumed")
+cmd_destroy = _lifecycle("destroy", "destroyed")
 
 
 # --- the host -----------------------------------------------------------------------------
