@@ -114,10 +114,22 @@ __all__ = [
 
 
 async def open(uri: str | URI) -> Connection:  # noqa: A001 - the API's fixed name
-    """Open a connection to the driver ``uri`` names."""
-    from drivers.uri import parse_uri
+    """Open a connection to the driver ``uri`` names (``?ro=1``: look, change nothing)."""
+    from drivers.uri import is_read_only, parse_uri
 
     parsed = parse_uri(uri) if isinstance(uri, str) else uri
+    conn = await _open(parsed)
+    in_process = parsed.driver == "test" or parsed.path.rstrip("/") == "/embed"
+    if in_process and is_read_only(parsed):
+        # A daemon refuses changes itself for its read-only clients; in-process drivers
+        # get a guard in front.
+        from drivers.readonly import ReadOnlyConnection
+
+        return ReadOnlyConnection(conn)
+    return conn
+
+
+async def _open(parsed: URI) -> Connection:
     path = parsed.path.rstrip("/")
     if parsed.driver == "test":
         from drivers.test.driver import open_test

@@ -94,3 +94,15 @@ def parse_uri(text: str) -> URI:
         path=unquote(parts.path),
         params=params,
     )
+
+
+def is_read_only(uri: URI) -> bool:
+    """``?ro=1`` (or yes/on/true): the connection may look but change nothing."""
+    return (uri.param("ro") or "").lower() in ("1", "yes", "on", "true")
+
+
+def with_read_only(text: str) -> str:
+    """``text`` with ``ro=1`` added to its query."""
+    uri = parse_uri(text)
+    return str(URI(uri.driver, uri.transport, uri.user, uri.host, uri.port, uri.path,
+                   {**uri.params, "ro": "1"}))  # fmt: skip

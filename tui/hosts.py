@@ -21,7 +21,7 @@ from drivers.reconnect import (
     ReconnectingConnection,
     Snapshot,
 )
-from tui.config import HostConfig
+from tui.config import HostConfig, HostMode
 
 Update = LinkStatus | Snapshot | Event
 Post = Callable[[tuple[Update, ...]], None]
@@ -45,7 +45,13 @@ class HostLink:
             from tui.adapter import open_connection
 
             opener = open_connection
-        self.link = ReconnectingConnection(config.uri, opener=opener, backoff=backoff)
+        uri = config.uri
+        if config.mode is HostMode.READ_ONLY:
+            # The daemon (or the in-process guard) refuses changes too, not only the UI.
+            from drivers.uri import with_read_only
+
+            uri = with_read_only(uri)
+        self.link = ReconnectingConnection(uri, opener=opener, backoff=backoff)
         self.closing = False
 
     def require(self) -> Connection:

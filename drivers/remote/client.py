@@ -35,7 +35,7 @@ from drivers.model import (
     VolumeInfo,
 )
 from drivers.remote import protocol as p
-from drivers.uri import parse_uri
+from drivers.uri import is_read_only, parse_uri
 from drivers.version import VERSION
 
 log = logging.getLogger(__name__)
@@ -118,9 +118,12 @@ class RemoteConnection(Connection):
         self._uri = uri
         # Messages name the URI without its query (which may hold long ssh commands).
         try:
-            self._name = str(parse_uri(uri).without_params())
+            parsed = parse_uri(uri)
+            self._name = str(parsed.without_params())
+            self.read_only = is_read_only(parsed)
         except VirtError:
             self._name = uri
+            self.read_only = False
         self._on_close = on_close
         self._ids = itertools.count(1)
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -147,7 +150,12 @@ class RemoteConnection(Connection):
         """Exchange hello/welcome; raises ConnectionFailed if the peer is no daemon."""
         self._writer.write(
             p.encode_message(
-                {"type": "hello", "protocol": p.PROTOCOL_VERSION, "client": f"virtdeck/{VERSION}"}
+                {
+                    "type": "hello",
+                    "protocol": p.PROTOCOL_VERSION,
+                    "client": f"virtdeck/{VERSION}",
+                    "read_only": self.read_only,
+                }
             )
         )
         try:

@@ -19,7 +19,13 @@ from pathlib import Path
 from typing import Any
 
 from drivers.api import Connection, Domain
-from drivers.errors import InvalidArgument, OperationFailed, ProtocolError, VirtError
+from drivers.errors import (
+    AccessDenied,
+    InvalidArgument,
+    OperationFailed,
+    ProtocolError,
+    VirtError,
+)
 from drivers.model import Event
 from drivers.remote import protocol as p
 from drivers.version import VERSION
@@ -158,6 +164,22 @@ METHODS: dict[str, Handler] = {
 }
 
 
+#: Methods a read-only connection may not call.
+MUTATING = frozenset(
+    {
+        "define_xml",
+        "storage.create_volume",
+        "storage.delete_volume",
+        *(
+            f"domain.{name}"
+            for name in (
+                "start", "shutdown", "reboot", "reset", "suspend", "resume", "destroy", "undefine"
+            )
+        ),
+    }
+)  # fmt: skip
+
+
 class ClientSession:
     """One connected client."""
 
@@ -174,6 +196,7 @@ class ClientSession:
         self.peer = peer
         self.queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=server.max_queue)
         self.ready = False
+        self.read_only = False
         self.closed = False
         self._calls: set[asyncio.Task[None]] = set()
         self.writer_task: asyncio.Task[None] | None = None
@@ -272,6 +295,7 @@ class ClientSession:
                 f"This daemon speaks protocol {p.PROTOCOL_VERSION}, the client {version}; "
                 "install matching virtdeck versions on both ends."
             )
+        self.read_only = hello.get("read_only") is True
         self.send(
             {
                 "type": "welcome",
@@ -309,6 +333,11 @@ class ClientSession:
             handler = METHODS.get(method) if isinstance(method, str) else None
             if handler is None:
                 raise InvalidArgument(f"The daemon has no method '{method}'.")
+            if self.read_only and method in MUTATING:
+                raise AccessDenied(
+                    f"This connection is read-only, so '{method}' was refused; connect "
+                    "without ?ro=1 to change anything on this host."
+                )
             if args is None:
                 args = {}
             if not isinstance(args, dict):

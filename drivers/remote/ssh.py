@@ -74,7 +74,7 @@ READ_LIMIT = 1 << 23
 #: How long to wait for the exit status of a remote command that closed its output.
 EXIT_GRACE = 2.0
 
-_PARAMS = ("keyfile", "known_hosts", "command", "config", "keepalive")
+_PARAMS = ("keyfile", "known_hosts", "command", "config", "keepalive", "ro")
 _DEFAULT_KNOWN_HOSTS = ("~/.ssh/known_hosts", "~/.ssh/known_hosts2")
 _GLOBAL_KNOWN_HOSTS = ("/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2")
 

@@ -1,0 +1,126 @@
+"""Read-only connections (``?ro=1``): everything can be looked at, nothing changed.
+
+A remote connection asks its daemon for read-only mode, which refuses every changing call
+itself; in-process drivers get this wrapper, which refuses them before they reach the driver.
+"""
+
+from __future__ import annotations
+
+from drivers.api import Connection, Domain, EventStream
+from drivers.errors import AccessDenied
+from drivers.model import (
+    DomainInfo,
+    DomainState,
+    DomainSummary,
+    HostInfo,
+    PoolInfo,
+    StateReason,
+    VolumeInfo,
+)
+
+
+def _refuse(what: str) -> AccessDenied:
+    return AccessDenied(
+        f"This connection is read-only, so {what} was refused; connect without ?ro=1 to "
+        "change anything on this host."
+    )
+
+
+class ReadOnlyDomain(Domain):
+    def __init__(self, inner: Domain) -> None:
+        self._inner = inner
+
+    @property
+    def name(self) -> str:
+        return self._inner.name
+
+    @property
+    def uuid(self) -> str:
+        return self._inner.uuid
+
+    async def start(self, paused: bool = False) -> None:
+        raise _refuse("starting a domain")
+
+    async def shutdown(self) -> None:
+        raise _refuse("shutting a domain down")
+
+    async def reboot(self) -> None:
+        raise _refuse("rebooting a domain")
+
+    async def reset(self) -> None:
+        raise _refuse("resetting a domain")
+
+    async def suspend(self) -> None:
+        raise _refuse("suspending a domain")
+
+    async def resume(self) -> None:
+        raise _refuse("resuming a domain")
+
+    async def destroy(self) -> None:
+        raise _refuse("destroying a domain")
+
+    async def undefine(self) -> None:
+        raise _refuse("undefining a domain")
+
+    async def state(self) -> tuple[DomainState, StateReason]:
+        return await self._inner.state()
+
+    async def info(self) -> DomainInfo:
+        return await self._inner.info()
+
+    async def xml(self, inactive: bool = False) -> str:
+        return await self._inner.xml(inactive)
+
+    async def id(self) -> int | None:
+        return await self._inner.id()
+
+
+class ReadOnlyConnection(Connection):
+    def __init__(self, inner: Connection) -> None:
+        self._inner = inner
+
+    @property
+    def uri(self) -> str:
+        return self._inner.uri
+
+    @property
+    def capabilities(self) -> frozenset[str]:
+        return self._inner.capabilities | {"read-only"}
+
+    async def list_domains(self) -> list[Domain]:
+        return [ReadOnlyDomain(d) for d in await self._inner.list_domains()]
+
+    async def list_summaries(self) -> list[DomainSummary]:
+        return await self._inner.list_summaries()
+
+    async def lookup(self, name: str) -> Domain:
+        return ReadOnlyDomain(await self._inner.lookup(name))
+
+    async def lookup_by_uuid(self, uuid: str) -> Domain:
+        return ReadOnlyDomain(await self._inner.lookup_by_uuid(uuid))
+
+    async def define_xml(self, xml: str) -> Domain:
+        raise _refuse("defining a domain")
+
+    def events(self) -> EventStream:
+        return self._inner.events()
+
+    async def host_info(self) -> HostInfo:
+        return await self._inner.host_info()
+
+    async def pool_info(self) -> PoolInfo:
+        return await self._inner.pool_info()
+
+    async def list_volumes(self) -> list[VolumeInfo]:
+        return await self._inner.list_volumes()
+
+    async def create_volume(
+        self, name: str, capacity_bytes: int, fmt: str | None = None
+    ) -> VolumeInfo:
+        raise _refuse("creating an image")
+
+    async def delete_volume(self, name: str) -> None:
+        raise _refuse("deleting an image")
+
+    async def close(self) -> None:
+        await self._inner.close()
