@@ -17,26 +17,27 @@ and memory. Times are CLOCK_MONOTONIC, shared by all processes.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import fcntl
-import json
 import os
-import pty
 import signal
 import struct
 import subprocess
 import sys
 import tempfile
-import termios
 import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-T_PROCESS = time.monotonic()  # the child reports this as "interpreter up"
+if TYPE_CHECKING:
+    import argparse
+
+# The child (the TUI under test) imports nothing here that virtdeck itself would not: the
+# modules only the parent needs (argparse, json, pty, termios) load where they are used.
+
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = {"startup": 1.45, "rss_mib": 102.8, "idle_cpu": 5.8}
@@ -110,9 +111,12 @@ class Daemons:
 
 
 class Tui:
-    """``python -m bench.tui_startup --child`` on a 120x36 pseudo-terminal."""
+    """``python -m bench.tui_child`` (the TUI) on a 120x36 pseudo-terminal."""
 
     def __init__(self, uris: list[str], expect: int, workdir: Path) -> None:
+        import pty
+        import termios
+
         self.master, slave = pty.openpty()
         fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 36, 120, 0, 0))
         read_fd, self._write_fd = os.pipe()
@@ -130,8 +134,7 @@ class Tui:
         args = [
             sys.executable,
             "-m",
-            "bench.tui_startup",
-            "--child",
+            "bench.tui_child",
             "--expect",
             str(expect),
             "--report-fd",
@@ -173,6 +176,8 @@ class Tui:
         ready, _, _ = select.select([self._reports], [], [], timeout)
         if not ready:
             raise RuntimeError(f"the TUI reported nothing within {timeout:g} s")
+        import json
+
         line = self._reports.readline()
         if not line:
             raise RuntimeError("the TUI exited without reporting")
@@ -205,6 +210,8 @@ class Tui:
 
 def storm(uris: list[str], rate: int, seconds: float) -> dict[str, Any]:
     """Run the event storm in a separate client process; its report."""
+    import json
+
     proc = subprocess.run(
         [
             sys.executable,
@@ -263,6 +270,18 @@ def warm_bytecode(workdir: Path) -> None:
     )
 
 
+def warm_up(uris: list[str], expect: int, workdir: Path) -> None:
+    """One unmeasured run of the TUI: it compiles whatever else a run loads (the terminal
+    driver, the remote client, rich's cell-width tables…), which warm_bytecode's imports
+    do not reach; without it the measured run would compile them, ~40 ms that an installed
+    virtdeck never spends."""
+    tui = Tui(uris, expect, workdir)
+    try:
+        tui.report()
+    finally:
+        tui.close()
+
+
 @contextlib.contextmanager
 def workspace() -> Iterator[Path]:
     with tempfile.TemporaryDirectory(prefix="vd-bench-", dir="/tmp") as name:
@@ -279,6 +298,7 @@ def bench_one_host(idle_seconds: float) -> dict[str, float]:
         daemons = Daemons(work)
         try:
             uris = daemons.start([node_file(work, "big", 300, 8)])
+            warm_up(uris, 300, work)
             tui = Tui(uris, 300, work)
             try:
                 ready = tui.report()
@@ -326,6 +346,7 @@ def bench_many_hosts(rate: int, seconds: float) -> dict[str, float]:
         try:
             nodes = [node_file(work, f"h{i:02d}", 100, 10) for i in range(10)]
             uris = daemons.start(nodes)
+            warm_up(uris, 1000, work)
             tui = Tui(uris, 1000, work)
             try:
                 ready = tui.report()
@@ -399,20 +420,165 @@ def parent(args: argparse.Namespace) -> int:
 # --- the child: the real app, reporting when the table is complete ---------------------------
 
 
-def child(args: argparse.Namespace) -> int:
+SPANS: list[tuple[str, float, float]] = []
+"""BENCH_TRACE: what ran when (label, start, end), for the trace file."""
+
+
+def _trace(marks: dict[str, float]) -> None:
+    """BENCH_TRACE=FILE: time the start-up's steps (first and last call of each, their sum)
+    and keep every call's span; the storm's spans and key presses go to FILE."""
+    import functools
+    import gc
+    import importlib
+    import inspect
+
+    gc_start: list[float] = []
+
+    def gc_timer(phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            gc_start.append(time.monotonic())
+            return
+        t0 = gc_start.pop()
+        t1 = time.monotonic()
+        label = f"gc{info['generation']}"
+        marks[f"{label} sum"] = marks.get(f"{label} sum", 1e9) + t1 - t0
+        marks[f"{label} n"] = marks.get(f"{label} n", 1e9) + 1
+        SPANS.append((label, t0, t1))
+
+    gc.callbacks.append(gc_timer)
+    targets = [
+        "tui.screens.main:MainScreen._flush",
+        "tui.screens.main:MainScreen._on_tick",
+        "tui.screens.main:MainScreen.update_bindings",
+        "tui.screens.main:MainScreen.on_mount",
+        "tui.screens.main:MainScreen.compose",
+        "tui.app:VirtdeckApp.on_mount",
+        "tui.app:VirtdeckApp.on_host_updates",
+        "tui.app:VirtdeckApp.on_domain_infos",
+        "tui.app:VirtdeckApp._collect",
+        "tui.widgets.domain_table:DomainTable.move_cursor",
+        "textual.widgets._footer:Footer.recompose",
+        "textual.widgets._footer:Footer.compose",
+        "textual.app:App._display",
+        "textual.app:App._on_key",
+        "textual.screen:Screen._refresh_layout",
+        "textual.screen:Screen._compositor_refresh",
+        "textual.screen:Screen._on_timer_update",
+        "textual.app:App._process_messages",
+        "drivers.reconnect:ReconnectingConnection._open",
+    ]
+
+    def wrap(original: Any, label: str) -> Any:
+        if inspect.iscoroutinefunction(original):
+
+            @functools.wraps(original)
+            async def timed_async(*a: Any, **k: Any) -> Any:
+                t0 = time.monotonic()
+                marks.setdefault(f"{label} first", t0)
+                try:
+                    return await original(*a, **k)
+                finally:
+                    t1 = time.monotonic()
+                    marks[f"{label} last end"] = t1
+                    SPANS.append((label + " (async)", t0, t1))
+
+            return timed_async
+
+        @functools.wraps(original)
+        def timed(*a: Any, **k: Any) -> Any:
+            t0 = time.monotonic()
+            marks.setdefault(f"{label} first", t0)
+            try:
+                return original(*a, **k)
+            finally:
+                t1 = time.monotonic()
+                marks[f"{label} last end"] = t1
+                marks[f"{label} sum"] = marks.get(f"{label} sum", 1e9) + t1 - t0
+                marks[f"{label} n"] = marks.get(f"{label} n", 1e9) + 1
+                SPANS.append((label, t0, t1))
+
+        return timed
+
+    import asyncio.events
+
+    handle_run = asyncio.events.Handle._run
+
+    def timed_handle(self: asyncio.events.Handle) -> None:
+        t0 = time.monotonic()
+        try:
+            handle_run(self)
+        finally:
+            t1 = time.monotonic()
+            if t1 - t0 > 0.0003:
+                callback = getattr(self, "_callback", None)
+                name = getattr(callback, "__qualname__", None) or repr(callback)[:60]
+                owner = getattr(callback, "__self__", None)
+                if owner is not None and hasattr(owner, "get_coro"):
+                    name = owner.get_coro().__qualname__  # a task's step: its coroutine
+                SPANS.append((f"loop: {name}", t0, t1))
+
+    asyncio.events.Handle._run = timed_handle  # type: ignore[method-assign]
+
+    from textual.timer import Timer
+
+    timer_resume = Timer.resume
+
+    def traced_resume(self: Timer) -> None:
+        if not self._active.is_set():
+            now = time.monotonic()
+            SPANS.append((f"resume {self.name}", now, now + 0.0005))
+        timer_resume(self)
+
+    Timer.resume = traced_resume  # type: ignore[method-assign]
+
+    from textual.widget import Widget
+
+    render_lines = Widget.render_lines
+
+    def timed_render_lines(self: Widget, crop: Any) -> Any:
+        t0 = time.monotonic()
+        try:
+            return render_lines(self, crop)
+        finally:
+            SPANS.append((f"render {type(self).__name__} h={crop.height}", t0, time.monotonic()))
+
+    Widget.render_lines = timed_render_lines  # type: ignore[method-assign]
+
+    for target in targets:
+        module_name, _, qual = target.partition(":")
+        owner_name, _, attr = qual.partition(".")
+        owner = getattr(importlib.import_module(module_name), owner_name)
+        setattr(owner, attr, wrap(getattr(owner, attr), qual))
+
+
+def child(args: argparse.Namespace, t_process: float, t_imported: float) -> int:
+    """The TUI, run by :mod:`bench.tui_child` (which imported the app's modules at
+    ``t_imported``; the interpreter was up at ``t_process``)."""
+    import json
+
     report = os.fdopen(args.report_fd, "w", buffering=1)
+    # in the order virtdeck (tui.cli) imports them: the app first
+    from tui.app import make_app
+    from tui.screens.main import MainScreen
+
+    # isort: split
     from textual import events
     from textual.pilot import Pilot
 
     from drivers.model import Event
-    from tui.app import make_app
-    from tui.screens.main import MainScreen
 
-    imported = time.monotonic()
+    imported = t_imported
+    start_profile = None
+    if os.environ.get("CHILD_PROFILE"):  # CHILD_PROFILE=FILE: cProfile, imported → complete
+        import cProfile
+
+        start_profile = cProfile.Profile()
+        start_profile.enable()
     app = make_app(args.connect)
     expect = args.expect
     state: dict[str, Any] = {"ready": False, "complete": False, "events": 0, "measuring": False}
     latencies: list[float] = []
+    presses: list[tuple[float, float]] = []
     pending: dict[str, Any] = {}
     original_display = app._display
     original_apply = app.store.apply_updates
@@ -466,18 +632,26 @@ def child(args: argparse.Namespace) -> int:
         marks.setdefault("first paint", now)
         if not state["ready"] and (renderable is not None or force) and complete():
             state["ready"] = True
+            if start_profile is not None:
+                start_profile.disable()
+                start_profile.dump_stats(
+                    os.environ["CHILD_PROFILE"].replace("{expect}", str(expect))
+                )
             report.write(
-                json.dumps({"ready": now, "imported": imported, "process": T_PROCESS, **marks})
+                json.dumps({"ready": now, "imported": imported, "process": t_process, **marks})
                 + "\n"
             )
         target = pending.get("row")
         main = main_screen()
         if target is not None and main is not None and main.table.cursor_row == target:
+            presses.append((pending["t0"], now))
             latencies.append(now - pending.pop("t0"))
             pending.pop("row")
             pending["done"].set()
 
     app._display = display  # type: ignore[method-assign]
+    if os.environ.get("BENCH_TRACE"):
+        _trace(marks)
 
     async def press_keys() -> None:
         step = 1
@@ -500,6 +674,29 @@ def child(args: argparse.Namespace) -> int:
 
     def dump() -> None:
         state["measuring"] = False
+        if os.environ.get("BENCH_TRACE", "1") != "1":
+            import gc
+            from collections import Counter
+
+            kinds = Counter(type(o).__name__ for o in gc.get_objects())
+            t0 = time.monotonic()
+            gc.collect()
+            facts = {
+                "full collection ms": round(1000 * (time.monotonic() - t0), 1),
+                "tracked": len(gc.get_objects()),
+                "frozen": gc.get_freeze_count(),
+                "thresholds": gc.get_threshold(),
+            }
+            with open(os.environ["BENCH_TRACE"], "w") as out:
+                json.dump(
+                    {
+                        "spans": SPANS,
+                        "presses": presses,
+                        "objects": kinds.most_common(25),
+                        "gc": facts,
+                    },
+                    out,
+                )
         if "profile" in state:
             state["profile"].disable()
             state["profile"].dump_stats(os.environ["BENCH_PROFILE"])
@@ -601,19 +798,35 @@ async def run_storm(uris: list[str], rate: int, seconds: float) -> dict[str, Any
     return {"ok": ok, "failed": failed, "elapsed": elapsed}
 
 
+def child_args(argv: list[str]) -> argparse.Namespace:
+    """The child's options, read without argparse (which virtdeck itself never loads)."""
+    from types import SimpleNamespace
+
+    args = SimpleNamespace(connect=[], expect=0, report_fd=1)
+    words = iter(argv)
+    for word in words:
+        if word in ("-c", "--connect"):
+            args.connect.append(next(words))
+        elif word == "--expect":
+            args.expect = int(next(words))
+        elif word == "--report-fd":
+            args.report_fd = int(next(words))
+    return args  # type: ignore[return-value]
+
+
 def main() -> int:
+    import argparse
+    import json
+
     parser = argparse.ArgumentParser(prog="python -m bench.tui_startup", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="3 s instead of 10 s phases")
     parser.add_argument("--rate", type=int, default=1000, help="events per second in the storm")
-    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--storm", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--seconds", type=float, default=10.0, help=argparse.SUPPRESS)
     parser.add_argument("--expect", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--report-fd", type=int, default=1, help=argparse.SUPPRESS)
     parser.add_argument("-c", "--connect", action="append", default=[], help=argparse.SUPPRESS)
     args = parser.parse_args()
-    if args.child:
-        return child(args)
     if args.storm:
         print(json.dumps(asyncio.run(run_storm(args.connect, args.rate, args.seconds))))
         return 0

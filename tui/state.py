@@ -101,11 +101,19 @@ class DomainRow:
     started: float | None = None
     """Wall time it started; when only a snapshot said it runs, the snapshot's time."""
     started_exact: bool = False
-    history: deque[HistoryItem] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    log: deque[tuple[float, str]] = field(default_factory=lambda: deque(maxlen=HISTORY))
+    """The event history as (wall time, text): plain tuples of a float and a string, which
+    the garbage collector stops tracking, so that a long history costs its collections
+    nothing (HISTORY items for each of thousands of domains would)."""
 
     @property
     def key(self) -> Key:
         return (self.host, self.uuid)
+
+    @property
+    def history(self) -> list[HistoryItem]:
+        """The event history, oldest first."""
+        return [HistoryItem(wall, text) for wall, text in self.log]
 
     @property
     def words(self) -> str:
@@ -430,7 +438,7 @@ class DomainStore:
             if not (isinstance(event, LifecycleEvent) and event.type is EventType.UNDEFINED):
                 changes.refresh.add(name)
             return
-        row.history.append(HistoryItem(self.clock.wall(), event_text(event)))
+        row.log.append((self.clock.wall(), event_text(event)))
         changes.updated.add(row.key)
         if isinstance(event, RebootEvent):
             # libvirt row 28: a reset of a crashed domain leaves it paused, with no

@@ -106,9 +106,9 @@ class DetailsScreen(Screen[None]):
     def _state_text(self, row: DomainRow | None) -> Text:
         store = self.vapp.store
         if row is None:
-            return Text("gone (undefined)", style=self._look().color("state-lost"))
+            return Text("gone (undefined)", style=self._look().style("state-lost"))
         if store.is_lost(row.key):
-            return Text("lost", style=self._look().color("state-lost"))
+            return Text("lost", style=self._look().style("state-lost"))
         return Text(row.words, style=self._look().state_style(row.state))
 
     def _show_title(self) -> None:
@@ -179,7 +179,7 @@ class DetailsScreen(Screen[None]):
     def _show_events(self) -> None:
         row = self._row()
         text = Text()
-        if row is None or not row.history:
+        if row is None or not row.log:
             text.append("No events since virtdeck connected to this host.", style="italic")
         else:
             for item in row.history:

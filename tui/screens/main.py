@@ -15,9 +15,10 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from drivers.reconnect import LinkState
 from tui.actions import ACTIONS, ACTIONS_BY_NAME, Danger, DomainAction, Plan, plan
@@ -27,6 +28,7 @@ from tui.messages import ActionFinished
 from tui.state import Changes, DomainRow, Key
 from tui.text import inert
 from tui.widgets.domain_table import SORTABLE, DomainTable, Look, RowLook
+from tui.widgets.footer import KeyFooter
 from tui.widgets.host_bar import HostBar
 
 if TYPE_CHECKING:
@@ -136,17 +138,15 @@ class MainScreen(Screen[None]):
         self._flush_timer: Timer | None = None
         self._bindings_timer: Timer | None = None
         self._last_flush = 0.0
+        self._flush_due = 0.0
 
     def compose(self) -> ComposeResult:
         yield HostBar(id="hosts")
         yield DomainTable(id="domains")
-        yield Input(
-            placeholder="filter: words, re:REGEX, host:NAME, state:running, !TERM",
-            id="filter",
-            classes="-hidden",
-        )
+        # the filter line (#filter) is mounted here when first opened: one widget and its
+        # styles less to set up before the first paint
         yield Static(id="status")
-        yield Footer()
+        yield KeyFooter()
 
     @property
     def table(self) -> DomainTable:
@@ -223,16 +223,26 @@ class MainScreen(Screen[None]):
     #: Under a burst of events the table is redrawn at most this often (seconds); a lone
     #: event is shown at once.
     REDRAW_INTERVAL = 0.2
+    #: Rows that appear or go (a host's listing, a define) wait at most this long.
+    RESHAPE_INTERVAL = 0.05
 
     def _on_changes(self, changes: Changes) -> None:
-        """Collect what changed; the table catches up at most every REDRAW_INTERVAL."""
+        """Collect what changed; the table catches up at most every REDRAW_INTERVAL (every
+        RESHAPE_INTERVAL when rows appeared or went: hosts' listings arriving one after
+        another at start-up fill the table as they come)."""
         self._pending.merge(changes)
+        pending = self._pending
+        reshaped = bool(pending.added or pending.removed or pending.relinked)
+        interval = self.RESHAPE_INTERVAL if reshaped else self.REDRAW_INTERVAL
         if self._flush_timer is not None:
-            return
-        wait = self._last_flush + self.REDRAW_INTERVAL - self.vapp.clock_now()
+            if not reshaped or self._flush_due <= self._last_flush + interval:
+                return
+            self._flush_timer.stop()  # due later than rows may wait: reschedule sooner
+        wait = self._last_flush + interval - self.vapp.clock_now()
         if wait <= 0:
             self._flush()
         else:
+            self._flush_due = self._last_flush + interval
             self._flush_timer = self.set_timer(wait, self._flush, name="table catch-up")
 
     def _flush(self) -> None:
@@ -252,12 +262,16 @@ class MainScreen(Screen[None]):
         touched = changes.added | changes.updated
         for host in changes.relinked:
             touched |= {r.key for r in store.host_rows(host)}
+        rows, hosts, marks, busy = store.rows, store.hosts, self.marks, self.busy
+        matches = self.filter.matches
         for key in sorted(touched):
-            row = store.get(key)
+            row = rows.get(key)
             if row is None:
                 continue
-            if self._visible(row):
-                _, moved = table.put(row, self._how(row))
+            host_state = hosts.get(key[0])
+            lost = host_state is None or host_state.lost
+            if matches(row, lost):
+                _, moved = table.put(row, RowLook(lost, key in marks, busy.get(key, "")))
                 resort = resort or moved
             elif table.has(key):
                 table.drop(key)
@@ -275,13 +289,17 @@ class MainScreen(Screen[None]):
         store = self.vapp.store
         if any(h.link is LinkState.LOST for h in store.hosts.values()):
             self._show_hosts()
+        # Only the uptimes move with the clock, a minute at a time: touch just the rows
+        # whose uptime reads differently now (a tick must not cost O(rows) of redrawing).
+        lost = {name for name, host in store.hosts.items() if host.lost}
+        running = (r for r in store.rows.values() if r.started is not None and r.host not in lost)
+        table = self.table
         resort = False
-        for row in store.rows.values():
-            if row.started is not None and self.table.has(row.key):
-                resort = self.table.put(row, self._how(row))[1] or resort
+        for row in table.stale_uptimes(running):
+            resort = table.put(row, self._how(row))[1] or resort
         if resort:
-            self.table.resort()
-        self.table.repaint_changed()
+            table.resort()
+        table.repaint_changed()
 
     # --- selection ------------------------------------------------------------------------
 
@@ -535,14 +553,27 @@ class MainScreen(Screen[None]):
         table.resort()
         self._show_status()
 
-    def action_filter(self) -> None:
-        box = self.query_one("#filter", Input)
+    def _filter_box(self) -> Input | None:
+        """The filter line, once it has been opened."""
+        try:
+            return self.query_one("#filter", Input)
+        except NoMatches:
+            return None
+
+    async def action_filter(self) -> None:
+        box = self._filter_box()
+        if box is None:
+            box = Input(
+                placeholder="filter: words, re:REGEX, host:NAME, state:running, !TERM",
+                id="filter",
+            )
+            await self.mount(box, before=self.query_one("#status"))
         box.remove_class("-hidden")
         box.focus()
 
     def action_clear(self) -> None:
-        box = self.query_one("#filter", Input)
-        if box.has_focus:
+        box = self._filter_box()
+        if box is not None and box.has_focus:
             if not box.value:
                 box.add_class("-hidden")
             self.table.focus()
@@ -553,9 +584,10 @@ class MainScreen(Screen[None]):
             self._repaint(marked)
             self.update_bindings()
             return
-        if box.value:
-            box.value = ""
-        box.add_class("-hidden")
+        if box is not None:
+            if box.value:
+                box.value = ""
+            box.add_class("-hidden")
 
     def action_reconnect(self) -> None:
         for name, host in self.vapp.store.hosts.items():

@@ -7,9 +7,9 @@ be), and made inert with :func:`tui.text.inert`. Colours come from the theme's v
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
 from rich.segment import Segment
@@ -44,19 +44,16 @@ NAME_MAX = 32
 HOST_MAX = 14
 
 
-class Cell:
-    """One cell: its text, colour, alignment and how it sorts."""
+Cell = tuple[str, object, str, bool]
+"""One cell: (text, how it sorts, style name, right-aligned).
 
-    __slots__ = ("justify", "plain", "sort_key", "style")
+A plain tuple of strings and numbers (a :meth:`Look.style` name rather than a Style), so
+that the garbage collector stops tracking it: a table holds seven per domain, and every
+event replaces one of them; tracked, they would lengthen every full collection.
+"""
 
-    def __init__(self, plain: str, sort_key: object, style: Style, justify: str = "left") -> None:
-        self.plain = plain
-        self.sort_key = sort_key
-        self.style = style
-        self.justify = justify
-
-    def __repr__(self) -> str:
-        return f"Cell({self.plain!r})"
+PLAIN, BOLD = "", "bold"
+"""Style names of cells (besides theme variables and ``host:NAME``)."""
 
 
 def row_id(key: Key) -> str:
@@ -77,39 +74,42 @@ class Look:
     now: Callable[[], float] = lambda: 0.0
     _styles: dict[str, Style] = field(default_factory=dict, repr=False)
 
-    def color(self, name: str) -> Style:
+    def style(self, name: str) -> Style:
+        """The Style a cell's style name stands for: PLAIN, BOLD, ``host:NAME`` or a theme
+        variable (``state-running``, …)."""
         style = self._styles.get(name)
         if style is None:
-            value = self.variables.get(name)
-            style = self._styles[name] = Style(color=value) if value else Style()
-        return style
-
-    def host_style(self, host: str) -> Style:
-        key = "host:" + host
-        style = self._styles.get(key)
-        if style is None:
-            colour = self.host_colors.get(host)
-            style = self._styles[key] = Style(color=colour) if colour else Style()
+            if name == PLAIN:
+                style = _PLAIN
+            elif name == BOLD:
+                style = _BOLD
+            elif name.startswith("host:"):
+                colour = self.host_colors.get(name[5:])
+                style = Style(color=colour) if colour else _PLAIN
+            else:
+                value = self.variables.get(name)
+                style = Style(color=value) if value else _PLAIN
+            self._styles[name] = style
         return style
 
     def state_style(self, state: DomainState) -> Style:
-        if state is DomainState.RUNNING:
-            return self.color("state-running")
-        if state is DomainState.PAUSED or state is DomainState.PMSUSPENDED:
-            return self.color("state-paused")
-        if state is DomainState.CRASHED:
-            return self.color("state-crashed")
-        if state is DomainState.SHUTOFF:
-            return self.color("state-shutoff")
-        return self.color("state-other")
+        return self.style(state_style_name(state))
 
 
-def _cell(text: str, sort_key: object, style: Style | None = None, justify: str = "left") -> Cell:
-    return Cell(text, sort_key, style or _PLAIN, justify)
+def state_style_name(state: DomainState) -> str:
+    """The theme variable that colours a state."""
+    if state is DomainState.RUNNING:
+        return "state-running"
+    if state is DomainState.PAUSED or state is DomainState.PMSUSPENDED:
+        return "state-paused"
+    if state is DomainState.CRASHED:
+        return "state-crashed"
+    if state is DomainState.SHUTOFF:
+        return "state-shutoff"
+    return "state-other"
 
 
-@dataclass(frozen=True)
-class RowLook:
+class RowLook(NamedTuple):
     """How one row should look: what the cells are made from (compared to skip work)."""
 
     lost: bool = False
@@ -136,33 +136,30 @@ def make_cell(
 ) -> Cell:
     """The cell of ``column`` (an index into COLUMNS)."""
     lost = how.lost
-    dim = look.color("state-lost") if lost else None
     if column == 0:
         if how.busy:
-            return _cell("⟳", 0, look.color("state-other"))
-        return _cell("●" if how.marked else " ", 0, look.color("state-paused"))
+            return ("⟳", 0, "state-other", False)
+        return ("●" if how.marked else " ", 0, "state-paused", False)
     if column == 1:
-        return _cell(
-            inert(row.host, one_line=True), row.host.lower(), dim or look.host_style(row.host)
-        )
+        host = inert(row.host, one_line=True)
+        return (host, row.host.lower(), "state-lost" if lost else "host:" + row.host, False)
     if column == 2:
         name = inert(row.name, one_line=True)
-        return _cell(name, name.lower(), dim or _BOLD)
+        return (name, name.lower(), "state-lost" if lost else BOLD, False)
     if column == 3:
         if lost:
-            return _cell("lost", (99, row.host, row.name.lower()), dim)
-        return _cell(
-            row.words, (STATE_ORDER.get(row.state, 9), row.words), look.state_style(row.state)
-        )
-    other = dim or _PLAIN
+            return ("lost", (99, row.host, row.name.lower()), "state-lost", False)
+        words = row.words
+        return (words, (STATE_ORDER.get(row.state, 9), words), state_style_name(row.state), False)
+    other = "state-lost" if lost else PLAIN
     if column == 4:
-        return _cell("" if row.vcpus is None else str(row.vcpus), row.vcpus or 0, other, "right")
+        return ("" if row.vcpus is None else str(row.vcpus), row.vcpus or 0, other, True)
     if column == 5:
-        return _cell(memory_text(row.memory_kib), row.memory_kib or 0, other, "right")
+        return (memory_text(row.memory_kib), row.memory_kib or 0, other, True)
     uptime = inputs[6]
     assert isinstance(uptime, tuple)
     started = row.started if row.started and not lost else None
-    return _cell(str(uptime[0]), -started if started else float("-inf"), other, "right")
+    return (str(uptime[0]), -started if started else float("-inf"), other, True)
 
 
 def render_cells(row: DomainRow, look: Look, how: RowLook) -> list[Cell]:
@@ -295,7 +292,10 @@ class DomainTable(ScrollView, can_focus=True):
         self._lines: dict[str, Strip] = {}
         self._widths = [width for _, _, width in COLUMNS]
         self._changed: set[str] = set()
+        self._reshaped = False
+        """Rows were added or a column widened since the last repaint (or sort)."""
         self._header: Strip | None = None
+        self._base_style: Style | None = None
 
     # --- geometry -------------------------------------------------------------------------
 
@@ -330,10 +330,10 @@ class DomainTable(ScrollView, can_focus=True):
 
     def cell_text(self, key: Key, column: str) -> str:
         """What a cell shows (tests and tools)."""
-        return self._cells[row_id(key)][_COLUMN_INDEX[column]].plain
+        return self._cells[row_id(key)][_COLUMN_INDEX[column]][0]
 
     def row_texts(self, index: int) -> list[str]:
-        return [c.plain for c in self._cells[self._order[index]]]
+        return [c[0] for c in self._cells[self._order[index]]]
 
     def cursor_key(self) -> Key | None:
         if not self._order:
@@ -351,7 +351,7 @@ class DomainTable(ScrollView, can_focus=True):
         if changed:
             self._lines.clear()
             self._header = None
-            self._resize_virtual()
+            self._reshaped = True
         return changed
 
     def clear_rows(self) -> None:
@@ -366,6 +366,7 @@ class DomainTable(ScrollView, can_focus=True):
         keep = self.cursor_key()
         self.clear_rows()
         self._header = None
+        self._base_style = None
         look = self.look
         for row, how in rows:
             inputs = cell_inputs(row, look, how)
@@ -388,8 +389,7 @@ class DomainTable(ScrollView, can_focus=True):
             self._inputs[rid] = inputs
             self._index[rid] = len(self._order)
             self._order.append(rid)
-            self._resize_virtual()
-            self.refresh()
+            self._reshaped = True  # sized and redrawn once per batch, by repaint_changed
             return True, True
         if old == inputs:
             return False, False
@@ -401,14 +401,33 @@ class DomainTable(ScrollView, can_focus=True):
             if before != after:
                 cells[index] = make_cell(index, row, look, how, inputs)
                 resort = resort or index == sort_index
-        if (old[1] != inputs[1] or old[2] != inputs[2]) and self._fit(row):
-            self.refresh()
+        if old[1] != inputs[1] or old[2] != inputs[2]:
+            self._fit(row)
         self._lines.pop(rid, None)
         self._changed.add(rid)
         return False, resort
 
+    def stale_uptimes(self, rows: Iterable[DomainRow]) -> Iterator[DomainRow]:
+        """Those of ``rows`` (shown, on connected hosts) whose uptime reads differently now."""
+        now = self.look.now()
+        inputs = self._inputs
+        for row in rows:
+            old = inputs.get(row_id(row.key))
+            if old is not None and old[6] != (uptime_text(row, now), row.started):
+                yield row
+
     def repaint_changed(self) -> None:
-        """Redraw the visible rows that :meth:`put` changed (one refresh for all of them)."""
+        """Redraw the visible rows that :meth:`put` changed (one refresh for all of them).
+
+        When rows were added or a column widened, the table is resized and redrawn whole,
+        once for the batch (per row, resizing costs more than the row itself).
+        """
+        if self._reshaped:
+            self._reshaped = False
+            self._changed.clear()
+            self._resize_virtual()
+            self.refresh()
+            return
         if not self._changed:
             return
         top = round(self.scroll_offset.y)
@@ -454,7 +473,7 @@ class DomainTable(ScrollView, can_focus=True):
 
         def sort_key(rid: str) -> tuple[object, ...]:
             row = cells[rid]
-            return (row[column].sort_key, *(row[i].sort_key for i in ties))
+            return (row[column][1], *(row[i][1] for i in ties))
 
         self._order.sort(key=sort_key, reverse=self.sort_reverse)
         self._reindex()
@@ -462,12 +481,14 @@ class DomainTable(ScrollView, can_focus=True):
         if keep is not None and row_id(keep) in self._index:
             self.cursor_row = self._index[row_id(keep)]
         self.cursor_row = max(0, min(self.cursor_row, len(self._order) - 1))
+        self._reshaped = False
         self._resize_virtual()
         self._scroll_to_cursor()
         self.refresh()
 
     def restyle(self) -> None:
         """Forget every rendered line (after a theme change)."""
+        self._base_style = None
         self._lines.clear()
         self._header = None
         self.refresh()
@@ -535,18 +556,18 @@ class DomainTable(ScrollView, can_focus=True):
 
     def _segments(self, cells: list[Cell], base: Style, over: Style | None) -> Strip:
         segments: list[Segment] = []
-        for cell, width in zip(cells, self._widths, strict=True):
-            text = cell.plain
+        style_of = self.look.style
+        for (text, _, style_name, right), width in zip(cells, self._widths, strict=True):
             length = cell_len(text)
             if length > width:
                 text = set_cell_size(text, max(0, width - 1)) + "…" if width > 1 else text[:width]
                 length = width
             pad = width - length
-            if cell.justify == "right":
+            if right:
                 text = " " * pad + text
             else:
                 text = text + " " * pad
-            style = base + cell.style
+            style = base + style_of(style_name)
             if over is not None:
                 style = style + over
             segments.append(Segment(" " + text + " ", style))
@@ -556,17 +577,23 @@ class DomainTable(ScrollView, can_focus=True):
         if self._header is None:
             style = self.get_component_rich_style("domain-table--header")
             arrow = " ▼" if self.sort_reverse else " ▲"
-            labels = [
-                Cell(label + (arrow if key == self.sort_column else ""), 0, _PLAIN)
+            labels: list[Cell] = [
+                (label + (arrow if key == self.sort_column else ""), 0, PLAIN, False)
                 for key, label, _ in COLUMNS
             ]
             self._header = self._segments(labels, style, None)
         return self._header
 
+    #: Rendered lines kept for rows (a scroll redraws every visible line): when more are
+    #: kept than this many screenfuls, they are all dropped (and the visible ones redrawn).
+    LINE_CACHE_PAGES = 4
+
     def render_line(self, y: int) -> Strip:
         scroll_x, scroll_y = round(self.scroll_offset.x), round(self.scroll_offset.y)
         width = self.size.width
-        base = self.rich_style
+        base = self._base_style
+        if base is None:
+            base = self._base_style = self.rich_style  # costly: it walks the ancestors
         if y == 0:
             strip = self._header_strip()
             header_style = self.get_component_rich_style("domain-table--header")
@@ -585,11 +612,14 @@ class DomainTable(ScrollView, can_focus=True):
         else:
             cached = self._lines.get(rid)
             if cached is None:
+                if len(self._lines) > self.LINE_CACHE_PAGES * max(32, self.size.height):
+                    self._lines.clear()  # rows scrolled past: keep the collector's work short
                 cached = self._lines[rid] = self._segments(self._cells[rid], base, None)
             strip = cached
         return strip.crop_extend(scroll_x, scroll_x + width, base)
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
+        self._base_style = None
         self._lines.clear()
         self._header = None
