@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import enum
 import time
-from dataclasses import dataclass, field
 from typing import ClassVar, TypeAlias
+
+from drivers.records import field, record
 
 # --- domain states and their reasons --------------------------------------------------
 
@@ -274,7 +275,7 @@ def _now() -> tuple[float, float]:
     return time.monotonic(), time.time()
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class Event:
     """Something a connection reports on its event stream.
 
@@ -287,7 +288,7 @@ class Event:
     wall: float = field(default_factory=time.time)
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class DomainEvent(Event):
     """An event about one domain."""
 
@@ -298,7 +299,7 @@ class DomainEvent(Event):
     source_wall: float | None = None
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class LifecycleEvent(DomainEvent):
     """A libvirt lifecycle event, e.g. ``Started Booted``."""
 
@@ -312,14 +313,14 @@ class LifecycleEvent(DomainEvent):
         return f"{self.type.words} {self.detail.words}"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class RebootEvent(DomainEvent):
     """The guest was reset (QMP RESET); libvirt's REBOOT event."""
 
     kind: ClassVar[str] = "reboot"
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class WatchdogEvent(DomainEvent):
     """The guest's watchdog fired; ``action`` is what QEMU did."""
 
@@ -327,7 +328,7 @@ class WatchdogEvent(DomainEvent):
     action: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class IOErrorEvent(DomainEvent):
     """A disk reported an I/O error."""
 
@@ -337,7 +338,7 @@ class IOErrorEvent(DomainEvent):
     reason: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class RTCChangeEvent(DomainEvent):
     """The guest changed its real-time clock by ``offset`` seconds."""
 
@@ -345,7 +346,7 @@ class RTCChangeEvent(DomainEvent):
     offset: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class PMEvent(DomainEvent):
     """Guest power management: ``phase`` is 'suspend', 'suspend-disk' or 'wakeup'."""
 
@@ -353,7 +354,7 @@ class PMEvent(DomainEvent):
     phase: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class BalloonChangeEvent(DomainEvent):
     """The memory balloon reached a new size."""
 
@@ -361,7 +362,7 @@ class BalloonChangeEvent(DomainEvent):
     actual_kib: int
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class ControlErrorEvent(DomainEvent):
     """The driver lost control of a domain's monitor without the domain stopping."""
 
@@ -369,7 +370,7 @@ class ControlErrorEvent(DomainEvent):
     message: str
 
 
-@dataclass(frozen=True, kw_only=True)
+@record(kw_only=True)
 class ConnectionClosedEvent(Event):
     """The last item of an event stream whose connection ended; ``reason`` says why."""
 
@@ -381,7 +382,7 @@ class ConnectionClosedEvent(Event):
 # --- information about domains and hosts ------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class DomainInfo:
     """What ``virDomainGetInfo`` returns, plus the reason."""
 
@@ -393,7 +394,7 @@ class DomainInfo:
     cpu_time_ns: int
 
 
-@dataclass(frozen=True)
+@record
 class DomainSummary:
     """One row of ``list --all``: enough to draw a table without further calls."""
 
@@ -410,7 +411,7 @@ class DomainSummary:
     started_wall: float | None = None
 
 
-@dataclass(frozen=True)
+@record
 class HostInfo:
     """The host a connection talks to."""
 
@@ -421,7 +422,7 @@ class HostInfo:
     uri: str
 
 
-@dataclass(frozen=True)
+@record
 class VolumeInfo:
     """One image in a host's default storage pool."""
 
@@ -432,7 +433,7 @@ class VolumeInfo:
     allocation_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class PoolInfo:
     """A host's default storage pool: a directory of images."""
 

@@ -128,15 +128,16 @@ def _quick_connection(uri: str) -> SyncRemoteConnection | None:
     starting the session daemon, SSH, the embedded and test drivers)."""
     if uri not in ("qemu:///session", "qemu:///system"):
         return None
+    from drivers.remote.paths import local_socket
+
+    socket = local_socket(uri)
+    if socket is None or not os.path.exists(socket):
+        return None
     from drivers.errors import VirtError
-    from drivers.remote.paths import session_paths, system_paths
     from drivers.remote.syncclient import SyncRemoteConnection
 
-    paths = session_paths() if uri == "qemu:///session" else system_paths()
-    if not paths.socket.exists():
-        return None
     try:
-        return SyncRemoteConnection(paths.socket, uri)
+        return SyncRemoteConnection(socket, uri)
     except VirtError:
         return None
 

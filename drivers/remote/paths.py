@@ -1,17 +1,26 @@
-"""Where the local daemons live (no asyncio here: one-shot CLI commands import this)."""
+"""Where the local daemons live (no asyncio here: one-shot CLI commands import this).
+
+The directories are worked out as strings with :mod:`os.path`, so that a one-shot command
+finding the daemon's socket (:func:`local_socket`) loads neither :mod:`pathlib` nor
+:mod:`dataclasses`; :class:`DaemonPaths` hands out :class:`~pathlib.Path` objects.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-SYSTEM_STATE = Path("/var/lib/virtdeck")
-SYSTEM_RUNTIME = Path("/run/virtdeck")
+from drivers.records import record
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+SYSTEM_STATE = "/var/lib/virtdeck"
+SYSTEM_RUNTIME = "/run/virtdeck"
 SOCKET_NAME = "virtdeckd.sock"
 
 
-@dataclass(frozen=True)
+@record
 class DaemonPaths:
     state: Path  # definitions, images, logs
     runtime: Path  # socket, pid file, runtime status of guests
@@ -29,16 +38,37 @@ class DaemonPaths:
         return self.runtime / "virtdeckd.log"
 
 
-def session_paths() -> DaemonPaths:
-    """The per-user daemon's directories (XDG base directories)."""
-    data_home = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+def _session_dirs() -> tuple[str, str]:
+    """The per-user daemon's (state, runtime) directories (XDG base directories)."""
+    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
+        os.path.expanduser("~"), ".local", "share"
+    )
     runtime_home = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_home:
-        runtime = Path(runtime_home) / "virtdeck"
+        runtime = os.path.join(runtime_home, "virtdeck")
     else:
-        runtime = Path(os.environ.get("TMPDIR") or "/tmp") / f"virtdeck-{os.getuid()}"
-    return DaemonPaths(state=Path(data_home) / "virtdeck", runtime=runtime)
+        runtime = os.path.join(os.environ.get("TMPDIR") or "/tmp", f"virtdeck-{os.getuid()}")
+    return os.path.join(data_home, "virtdeck"), runtime
+
+
+def local_socket(uri: str) -> str | None:
+    """The socket of the local daemon ``uri`` names (qemu:///session or qemu:///system)."""
+    if uri == "qemu:///session":
+        return os.path.join(_session_dirs()[1], SOCKET_NAME)
+    if uri == "qemu:///system":
+        return os.path.join(SYSTEM_RUNTIME, SOCKET_NAME)
+    return None
+
+
+def session_paths() -> DaemonPaths:
+    """The per-user daemon's directories."""
+    from pathlib import Path
+
+    state, runtime = _session_dirs()
+    return DaemonPaths(state=Path(state), runtime=Path(runtime))
 
 
 def system_paths() -> DaemonPaths:
-    return DaemonPaths(state=SYSTEM_STATE, runtime=SYSTEM_RUNTIME)
+    from pathlib import Path
+
+    return DaemonPaths(state=Path(SYSTEM_STATE), runtime=Path(SYSTEM_RUNTIME))

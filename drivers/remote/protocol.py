@@ -8,16 +8,15 @@ then the data. The length counts the type byte and the payload and may not excee
 
 from __future__ import annotations
 
-import dataclasses
 import enum
 import functools
 import json
 import struct
 import typing
 from collections.abc import Hashable
-from dataclasses import dataclass
 from typing import Any, Protocol, TypeVar, cast
 
+from drivers import records
 from drivers.errors import ProtocolError, VirtError, error_classes
 from drivers.model import (
     ConnectionClosedEvent,
@@ -32,6 +31,7 @@ from drivers.model import (
     PoolInfo,
     VolumeInfo,
 )
+from drivers.records import record
 
 PROTOCOL_VERSION = 1
 MAX_FRAME = 4 << 20
@@ -56,7 +56,7 @@ class ByteWriter(Protocol):
     def close(self) -> None: ...
 
 
-@dataclass(frozen=True)
+@record
 class Frame:
     kind: int
     payload: bytes
@@ -136,9 +136,9 @@ _Value = TypeVar("_Value")
 def to_wire(value: Any) -> dict[str, Any]:
     """A frozen dataclass of the model as JSON: enums by their libvirt names."""
     return {
-        f.name: (v.name if isinstance(v, enum.Enum) else v)
-        for f in dataclasses.fields(value)
-        for v in (getattr(value, f.name),)
+        name: (v.name if isinstance(v, enum.Enum) else v)
+        for name in records.fields(value)
+        for v in (getattr(value, name),)
     }
 
 
@@ -155,20 +155,20 @@ def from_wire(cls: type[_Value], data: Any) -> _Value:
     hints = _hints(cast(Hashable, cls))
     values: dict[str, Any] = {}
     try:
-        for f in dataclasses.fields(cls):  # type: ignore[arg-type]
-            if f.name not in data:
+        for name in records.fields(cls):
+            if name not in data:
                 continue
-            raw = data[f.name]
-            if f.name == "state":
-                values[f.name] = DomainState[raw]
-            elif f.name == "reason":
-                values[f.name] = DomainState[data["state"]].reasons[raw]
-            elif hints[f.name] is int:
-                values[f.name] = int(raw)
-            elif hints[f.name] is str:
-                values[f.name] = str(raw)
+            raw = data[name]
+            if name == "state":
+                values[name] = DomainState[raw]
+            elif name == "reason":
+                values[name] = DomainState[data["state"]].reasons[raw]
+            elif hints[name] is int:
+                values[name] = int(raw)
+            elif hints[name] is str:
+                values[name] = str(raw)
             else:
-                values[f.name] = raw
+                values[name] = raw
         return cls(**values)
     except (KeyError, TypeError, ValueError) as err:
         raise ProtocolError(f"A {cls.__name__} from the daemon is malformed: {err}.") from err

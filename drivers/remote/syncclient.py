@@ -10,11 +10,11 @@ loop. It has no event stream (``event`` uses the asyncio client).
 from __future__ import annotations
 
 import json
+import os
 import socket
 import struct
 import time
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any, TypeVar
 
 from drivers.errors import ConnectionFailed, ConnectionLost, ProtocolError
@@ -87,7 +87,7 @@ class SyncDomain:
 class SyncRemoteConnection:
     """One blocking connection to the daemon listening on ``path``."""
 
-    def __init__(self, path: Path, uri: str) -> None:
+    def __init__(self, path: str | os.PathLike[str], uri: str) -> None:
         self.uri = uri
         self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._sock.settimeout(TIMEOUT)

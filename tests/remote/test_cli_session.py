@@ -174,3 +174,22 @@ def test_event_timeout_on_the_blocking_client(session: Session) -> None:
     assert 0.9 < time.monotonic() - started < 10
     assert result.returncode == 1
     assert result.stdout == "event loop timed out\nevents received: 0\n\n"
+
+
+def test_a_command_on_a_running_daemon_loads_only_what_it_needs(session: Session) -> None:
+    """The quick path (blocking client) loads no asyncio, dataclasses, pathlib or UI: they
+    were most of a `virtdeck list`'s run time (see drivers/records.py)."""
+    cli(session, "list", "--all")  # starts the daemon
+    code = (
+        "import sys, contextlib, io, tui.cli;"
+        "out = io.StringIO();"
+        "ctx = contextlib.redirect_stdout(out); ctx.__enter__();"
+        "status = tui.cli.main(['list', '--all']);"
+        "ctx.__exit__(None, None, None);"
+        "heavy = ('asyncio', 'dataclasses', 'pathlib', 'inspect', 'textual', 'rich', 'lxml');"
+        "print(status, sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=session.env(), check=True
+    )
+    assert result.stdout.strip() == "0 []", result.stderr

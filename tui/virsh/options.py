@@ -8,10 +8,10 @@ order, ``--`` ending options, ``--help`` anywhere, and virsh's wording for every
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Literal
 
 from drivers.errors import InvalidArgument
+from drivers.records import record
 
 if TYPE_CHECKING:
     from tui.virsh.shell import Shell
@@ -21,7 +21,7 @@ class UsageError(Exception):
     """The words do not fit the command's options; reported before anything runs."""
 
 
-@dataclass(frozen=True)
+@record
 class Opt:
     """One option of a command; ``positional`` ones may also be given without ``--name``."""
 
@@ -35,7 +35,7 @@ class Opt:
 Handler = Callable[["Shell", "Args"], Awaitable[bool]]
 
 
-@dataclass(frozen=True)
+@record
 class Command:
     """A verb: what ``help`` says about it, its options and the coroutine that runs it."""
 
@@ -43,23 +43,23 @@ class Command:
     help: str
     desc: str
     opts: tuple[Opt, ...]
-    handler: Handler = field(repr=False)
+    handler: Handler
 
 
-@dataclass(frozen=True)
+@record
 class Group:
     name: str
     keyword: str
     commands: tuple[Command, ...]
 
 
-@dataclass
 class Args:
-    """The parsed options of one command line."""
+    """The parsed options of one command line (filled in while the words are read)."""
 
-    command: Command
-    values: dict[str, str | bool] = field(default_factory=dict)
-    help: bool = False
+    def __init__(self, command: Command, values: dict[str, str | bool] | None = None) -> None:
+        self.command = command
+        self.values: dict[str, str | bool] = {} if values is None else values
+        self.help = False
 
     def flag(self, name: str) -> bool:
         return self.values.get(name) is True
