@@ -43,14 +43,14 @@ def field(*, default_factory: Callable[[], _T]) -> _T:
 class _Spec:
     """One class's fields: names in order, which ones go by position, their defaults."""
 
-    __slots__ = ("defaults", "factories", "names", "positional", "required")
+    __slots__ = ("defaults", "factories", "known", "names", "positional")
 
     def __init__(self, names: tuple[str, ...], positional: tuple[str, ...]) -> None:
         self.names = names
+        self.known = frozenset(names)
         self.positional = positional
         self.defaults: dict[str, object] = {}
         self.factories: dict[str, Callable[[], object]] = {}
-        self.required: tuple[str, ...] = ()
 
 
 def _is_classvar(annotation: object) -> bool:
@@ -93,35 +93,46 @@ def _build_spec(cls: type, kw_only: bool) -> _Spec:
     spec = _Spec(tuple(names), tuple(positional))
     spec.defaults = defaults
     spec.factories = factories
-    spec.required = tuple(n for n in names if n not in defaults and n not in factories)
     return spec
 
 
 def _init(self: Any, *args: object, **kwargs: object) -> None:
     spec: _Spec = type(self).__record_spec__
-    name_of = type(self).__name__
     if args:
-        if len(args) > len(spec.positional):
-            raise TypeError(
-                f"{name_of}() takes {len(spec.positional)} positional arguments "
-                f"but {len(args)} were given"
-            )
-        for name, value in zip(spec.positional, args, strict=False):
-            if name in kwargs:
-                raise TypeError(f"{name_of}() got multiple values for argument {name!r}")
-            kwargs[name] = value
-    for name in kwargs:
-        if name not in spec.defaults and name not in spec.factories and name not in spec.names:
-            raise TypeError(f"{name_of}() got an unexpected keyword argument {name!r}")
-    for name in spec.required:
-        if name not in kwargs:
-            raise TypeError(f"{name_of}() missing required argument: {name!r}")
+        _take_positional(spec, type(self).__name__, args, kwargs)
     values = dict(spec.defaults)
-    for name, make in spec.factories.items():
-        if name not in kwargs:
-            values[name] = make()
     values.update(kwargs)
+    if spec.factories:
+        for name, make in spec.factories.items():
+            if name not in kwargs:
+                values[name] = make()
+    if values.keys() != spec.known:
+        _refuse(spec, type(self).__name__, values)
     self.__dict__.update(values)
+
+
+def _take_positional(
+    spec: _Spec, name_of: str, args: tuple[object, ...], kwargs: dict[str, object]
+) -> None:
+    if len(args) > len(spec.positional):
+        raise TypeError(
+            f"{name_of}() takes {len(spec.positional)} positional arguments "
+            f"but {len(args)} were given"
+        )
+    for name, value in zip(spec.positional, args, strict=False):
+        if name in kwargs:
+            raise TypeError(f"{name_of}() got multiple values for argument {name!r}")
+        kwargs[name] = value
+
+
+def _refuse(spec: _Spec, name_of: str, values: dict[str, object]) -> None:
+    """Raise the TypeError a dataclass would for arguments that do not fit."""
+    for name in values:
+        if name not in spec.known:
+            raise TypeError(f"{name_of}() got an unexpected keyword argument {name!r}")
+    for name in spec.names:
+        if name not in values:
+            raise TypeError(f"{name_of}() missing required argument: {name!r}")
 
 
 def _setattr(self: Any, name: str, value: object) -> None:

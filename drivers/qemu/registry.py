@@ -292,7 +292,7 @@ class RegistryConnection(Connection):
 
     @staticmethod
     def _summary(rt: DomainRuntime) -> DomainSummary:
-        defn = rt.definition
+        title, vcpus, memory_kib = rt.listed()
         return DomainSummary(
             name=rt.name,
             uuid=rt.uuid,
@@ -300,9 +300,9 @@ class RegistryConnection(Connection):
             state=rt.state,
             reason=rt.reason,
             persistent=rt.persistent is not None,
-            title=defn.title or "",
-            vcpus=defn.vcpus,
-            memory_kib=defn.current_memory_kib,
+            title=title,
+            vcpus=vcpus,
+            memory_kib=memory_kib,
             started_wall=rt.started_wall if rt.active else None,
         )
 

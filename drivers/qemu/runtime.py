@@ -135,6 +135,7 @@ class DomainRuntime:
         self._actions: (
             tuple[DomainDef, tuple[LifecycleAction, LifecycleAction, LifecycleAction, bool]] | None
         ) = None
+        self._listed: tuple[DomainDef, tuple[str, int, int]] | None = None
 
     # --- reading --------------------------------------------------------------------
 
@@ -176,6 +177,19 @@ class DomainRuntime:
             on_crash=on_crash,
             watchdog_dump=watchdog_dump,
         )
+
+    def listed(self) -> tuple[str, int, int]:
+        """(title, vCPUs, current memory KiB) of the definition that applies now.
+
+        Read from the XML once per definition object (neither has a setter; a redefinition
+        is a new object): a listing of hundreds of domains would otherwise walk every tree.
+        """
+        defn = self.definition
+        cached = self._listed
+        if cached is None or cached[0] is not defn:
+            cached = (defn, (defn.title or "", defn.vcpus, defn.current_memory_kib))
+            self._listed = cached
+        return cached[1]
 
     def info(self) -> DomainInfo:
         defn = self.definition

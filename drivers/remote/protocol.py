@@ -175,7 +175,19 @@ def from_wire(cls: type[_Value], data: Any) -> _Value:
 
 
 def summary_to_wire(s: DomainSummary) -> dict[str, Any]:
-    return to_wire(s)
+    # Written out, not through to_wire: a listing encodes hundreds of these at once.
+    return {
+        "name": s.name,
+        "uuid": s.uuid,
+        "id": s.id,
+        "state": s.state.name,
+        "reason": s.reason.name,
+        "persistent": s.persistent,
+        "title": s.title,
+        "vcpus": s.vcpus,
+        "memory_kib": s.memory_kib,
+        "started_wall": s.started_wall,
+    }
 
 
 def summary_from_wire(d: Any) -> DomainSummary:

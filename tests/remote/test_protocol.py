@@ -238,3 +238,24 @@ async def test_a_client_that_stops_reading_is_dropped_not_waited_for(slow_daemon
     assert elapsed < 30
     assert "behind" in await _bye_or_eof(reader)
     await fast.close()
+
+
+def test_the_written_out_summary_codec_matches_the_generic_one() -> None:
+    """summary_to_wire/summary_from_wire are hand-written for speed: they must carry every
+    field exactly as the generic codec would (a new field fails here until added)."""
+    from drivers.model import DomainState, DomainSummary, PausedReason
+
+    summary = DomainSummary(
+        name="a",
+        uuid="11111111-2222-3333-4444-555555555555",
+        id=3,
+        state=DomainState.PAUSED,
+        reason=PausedReason.USER,
+        persistent=False,
+        title="t",
+        vcpus=2,
+        memory_kib=65536,
+        started_wall=1.5,
+    )
+    assert p.summary_to_wire(summary) == p.to_wire(summary)
+    assert p.summary_from_wire(json.loads(json.dumps(p.summary_to_wire(summary)))) == summary

@@ -43,35 +43,41 @@ def _sort_key(summary: DomainSummary) -> tuple[int, int, str]:
     return (1, 0, _ascii_lower(summary.name))
 
 
-def _wanted(args: Args, summary: DomainSummary) -> bool:
+def _wanted(args: Args) -> Callable[[DomainSummary], bool]:
     """libvirt's list filters, with virsh's defaults (active only, unless asked otherwise)."""
     inactive = args.flag("inactive") or args.flag("state-shutoff")
     active = not inactive
     if args.flag("all"):
         active = inactive = True
-    if not (active if summary.state.is_active else inactive):
-        return False
     persistent, transient = args.flag("persistent"), args.flag("transient")
-    if (persistent or transient) and not (
-        (persistent and summary.persistent) or (transient and not summary.persistent)
-    ):
-        return False
     states = {
         DomainState.RUNNING: args.flag("state-running"),
         DomainState.PAUSED: args.flag("state-paused"),
         DomainState.SHUTOFF: args.flag("state-shutoff"),
     }
     other = args.flag("state-other")
-    if any(states.values()) or other:
-        return states.get(summary.state, other)
-    return True
+    by_state = any(states.values()) or other
+
+    def wanted(summary: DomainSummary) -> bool:
+        if not (active if summary.state.is_active else inactive):
+            return False
+        if (persistent or transient) and not (
+            (persistent and summary.persistent) or (transient and not summary.persistent)
+        ):
+            return False
+        if by_state:
+            return states.get(summary.state, other)
+        return True
+
+    return wanted
 
 
 async def cmd_list(shell: Shell, args: Args) -> bool:
     for plain in ("name", "uuid", "id"):
         args.exclusive("table", plain)
     conn = await shell.connection()
-    chosen = sorted((s for s in await conn.list_summaries() if _wanted(args, s)), key=_sort_key)
+    wanted = _wanted(args)
+    chosen = sorted((s for s in await conn.list_summaries() if wanted(s)), key=_sort_key)
     if args.flag("name") or args.flag("uuid") or args.flag("id"):
         for summary in chosen:
             parts = []
