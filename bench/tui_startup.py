@@ -113,7 +113,9 @@ class Daemons:
 class Tui:
     """``python -m bench.tui_child`` (the TUI) on a 120x36 pseudo-terminal."""
 
-    def __init__(self, uris: list[str], expect: int, workdir: Path) -> None:
+    def __init__(
+        self, uris: list[str], expect: int, workdir: Path, module: str = "bench.tui_child"
+    ) -> None:
         import pty
         import termios
 
@@ -134,7 +136,7 @@ class Tui:
         args = [
             sys.executable,
             "-m",
-            "bench.tui_child",
+            module,
             "--expect",
             str(expect),
             "--report-fd",
@@ -263,7 +265,7 @@ def warm_bytecode(workdir: Path) -> None:
             sys.executable,
             "-c",
             "import tui.app, tui.screens.main, tui.adapter, tui.commands, "
-            "drivers.remote.local, bench.tui_startup, textual.pilot",
+            "drivers.remote.local, bench.tui_startup, textual.pilot, bench.tui_floor",
         ],
         env=env,
         check=True,
@@ -278,6 +280,15 @@ def warm_up(uris: list[str], expect: int, workdir: Path) -> None:
     tui = Tui(uris, expect, workdir)
     try:
         tui.report()
+    finally:
+        tui.close()
+
+
+def floor(workdir: Path) -> float:
+    """Launch → first paint of a bare Textual app (bench.tui_floor), seconds."""
+    tui = Tui([], 0, workdir, module="bench.tui_floor")
+    try:
+        return float(tui.report()["ready"]) - tui.launched
     finally:
         tui.close()
 
@@ -298,6 +309,7 @@ def bench_one_host(idle_seconds: float) -> dict[str, float]:
         daemons = Daemons(work)
         try:
             uris = daemons.start([node_file(work, "big", 300, 8)])
+            floors = sorted(floor(work) for _ in range(3))
             warm_up(uris, 300, work)
             tui = Tui(uris, 300, work)
             try:
@@ -321,6 +333,7 @@ def bench_one_host(idle_seconds: float) -> dict[str, float]:
         f"virtui-manager {PEER['startup']} s",
     )
     line("  of which interpreter + imports", f"{ready['imported'] - tui.launched:.3f} s", "")
+    line("  floor: bare Textual app, launch → first paint", f"{floors[1]:.3f} s", "")
     line("  of which app start → complete table", f"{ready['ready'] - ready['imported']:.3f} s", "")
     for mark in ("first paint", "first snapshot", "last infos"):
         if mark in ready:
@@ -465,7 +478,7 @@ def _trace(marks: dict[str, float]) -> None:
         "textual.screen:Screen._compositor_refresh",
         "textual.screen:Screen._on_timer_update",
         "textual.app:App._process_messages",
-        "drivers.reconnect:ReconnectingConnection._open",
+        "drivers.reconnect:ReconnectingConnection._session",
     ]
 
     def wrap(original: Any, label: str) -> Any:

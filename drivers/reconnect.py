@@ -16,7 +16,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
-from drivers.api import Connection
+from drivers.api import Connection, EventStream
 from drivers.errors import ConnectionLost, VirtError
 from drivers.model import ConnectionClosedEvent, DomainSummary, Event, HostInfo
 
@@ -57,14 +57,67 @@ class Snapshot:
 Update = LinkStatus | Snapshot | Event
 
 
+@dataclass(frozen=True)
+class Session:
+    """An open connection, its event stream (opened first) and the snapshot read after."""
+
+    conn: Connection
+    stream: EventStream
+    snapshot: Snapshot
+
+    async def close(self) -> None:
+        self.stream.close()
+        with contextlib.suppress(Exception):
+            await self.conn.close()
+
+
+async def take_snapshot(conn: Connection) -> Snapshot:
+    """Every domain of the host, and the host's facts (None if it will not say)."""
+
+    async def host_info() -> HostInfo | None:
+        with contextlib.suppress(VirtError):
+            return await conn.host_info()
+        return None
+
+    # both at once: one round trip to a remote host instead of two
+    summaries, host = await asyncio.gather(conn.list_summaries(), host_info())
+    return Snapshot(tuple(summaries), host)
+
+
+async def open_session(uri: str, opener: Opener | None = None) -> Session:
+    """Open ``uri`` (with ``opener``, else :func:`drivers.open`), subscribe, snapshot.
+
+    Events are subscribed to before the listing is read: those that happen meanwhile are
+    replayed after the snapshot, so a consumer ends on the right state.
+    """
+    if opener is not None:
+        conn = await opener(uri)
+    else:
+        import drivers
+
+        conn = await drivers.open(uri)
+    stream = conn.events()
+    try:
+        snapshot = await take_snapshot(conn)
+    except BaseException:
+        stream.close()
+        with contextlib.suppress(Exception):
+            await conn.close()
+        raise
+    return Session(conn, stream, snapshot)
+
+
 class ReconnectingConnection:
     def __init__(
         self,
         uri: str,
         opener: Opener | None = None,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
+        first: Awaitable[Session] | None = None,
     ) -> None:
+        """``first``: the first session, when it was opened ahead (see :func:`open_session`)."""
         self.uri = uri
+        self._first = first
         self._opener = opener
         self._backoff = tuple(backoff) or DEFAULT_BACKOFF
         self._queue: asyncio.Queue[Update | None] = asyncio.Queue()
@@ -113,25 +166,11 @@ class ReconnectingConnection:
     async def refresh(self) -> None:
         """Queue a fresh Snapshot (e.g. after an event about a domain not seen before)."""
         conn = self.require()
-        self._queue.put_nowait(await self._snapshot(conn))
+        self._queue.put_nowait(await take_snapshot(conn))
 
     def _set(self, status: LinkStatus) -> None:
         self._status = status
         self._queue.put_nowait(status)
-
-    async def _snapshot(self, conn: Connection) -> Snapshot:
-        summaries = await conn.list_summaries()
-        host: HostInfo | None = None
-        with contextlib.suppress(VirtError):
-            host = await conn.host_info()
-        return Snapshot(tuple(summaries), host)
-
-    async def _open(self) -> Connection:
-        if self._opener is not None:
-            return await self._opener(self.uri)
-        import drivers
-
-        return await drivers.open(self.uri)
 
     async def _run(self) -> None:
         attempt = 0
@@ -164,20 +203,14 @@ class ReconnectingConnection:
     async def _session(self) -> str | None:
         """Connect and relay until the link breaks; the failure reason, or None after a loss
         that was announced (and already reported) while connected."""
+        first, self._first = self._first, None
         try:
-            conn = await self._open()
+            session = await (first if first is not None else open_session(self.uri, self._opener))
         except VirtError as err:
             return err.message
         except OSError as err:
             return str(err)
-        stream = conn.events()
-        try:
-            snapshot = await self._snapshot(conn)
-        except VirtError as err:
-            stream.close()
-            with contextlib.suppress(Exception):
-                await conn.close()
-            return err.message
+        conn, stream, snapshot = session.conn, session.stream, session.snapshot
         self._conn = conn
         self._set(LinkStatus(LinkState.CONNECTED))
         self._queue.put_nowait(snapshot)

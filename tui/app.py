@@ -12,10 +12,11 @@ from tui import loading  # first: no garbage collection while the modules below 
 
 # isort: on
 import asyncio
+import contextlib
 from collections.abc import Iterable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -26,10 +27,17 @@ from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
 from drivers.errors import ConnectionLost, VirtError
-from drivers.reconnect import DEFAULT_BACKOFF, LinkState, LinkStatus, Opener
+from drivers.reconnect import (
+    DEFAULT_BACKOFF,
+    LinkState,
+    LinkStatus,
+    Opener,
+    Session,
+    open_session,
+)
 from themes import BUILTIN_THEMES, DEFAULT_THEME, HOST_VARIABLES, load_user_themes
 from tui.actions import ActionReport, Plan
-from tui.adapter import bounded, read_infos, undefine_with_images
+from tui.adapter import bounded, open_connection, read_infos, undefine_with_images
 from tui.config import (
     Config,
     ConfigError,
@@ -39,7 +47,7 @@ from tui.config import (
     save_config,
     themes_dir,
 )
-from tui.hosts import HostLink, Update
+from tui.hosts import HostLink, Update, link_uri
 from tui.messages import ActionFinished, DomainInfos, DomainXmlLoaded, HostUpdates
 from tui.state import Changes, Clock, DomainStore, SystemClock
 
@@ -122,6 +130,8 @@ class VirtdeckApp(App[None]):
         self._frozen = False
         self.keymap_applied: dict[str, str] = {}
         """The [keymap] entries in force (binding id → keys)."""
+        self._head_start: dict[str, asyncio.Future[Session]] = {}
+        """Sessions opened as the event loop started, by host name, until its link starts."""
         self._register_themes()
 
     # --- set-up ----------------------------------------------------------------------------
@@ -143,6 +153,35 @@ class VirtdeckApp(App[None]):
             )
             wanted = DEFAULT_THEME
         self.theme = wanted
+
+    async def run_async(self, **kwargs: Any) -> None:
+        """Start opening the autoconnected hosts, then run the app.
+
+        Each host's first session (connection, event stream, listing) is opened as the
+        event loop starts: its socket waits and the daemon's answers then overlap Textual's
+        own start-up (stylesheets, the first screen) instead of following it, and the first
+        complete table comes tens of milliseconds sooner. The host's link takes it over.
+        """
+        opener = self.opener or open_connection
+        for host in self.initial_hosts:
+            uri = link_uri(host)
+            if host.autoconnect and host.name not in self._head_start:
+                self._head_start[host.name] = asyncio.ensure_future(open_session(uri, opener))
+        if self._head_start:
+            await asyncio.sleep(0)  # their first steps (up to the first wait on a socket) now
+        try:
+            return await super().run_async(**kwargs)
+        finally:
+            await self._drop_head_start()
+
+    async def _drop_head_start(self) -> None:
+        """Close the sessions opened ahead that no link took (the app is exiting)."""
+        early, self._head_start = self._head_start, {}
+        for future in early.values():
+            future.cancel()
+        for future in early.values():
+            with contextlib.suppress(BaseException):
+                await (await future).close()
 
     def get_default_screen(self) -> Screen[None]:
         from tui.screens.main import MainScreen
@@ -217,7 +256,12 @@ class VirtdeckApp(App[None]):
         host = self.store.hosts.get(name)
         if host is None or name in self.links:
             return
-        link = HostLink(host.config, opener=self.opener, backoff=self.backoff)
+        link = HostLink(
+            host.config,
+            opener=self.opener,
+            backoff=self.backoff,
+            first=self._head_start.pop(name, None),
+        )
         self.links[name] = link
         self._publish(self.store.set_link(name, LinkStatus(LinkState.CONNECTING)))
         self._supervise(link)

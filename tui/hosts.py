@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 
 from drivers.api import Connection
 from drivers.model import Event
@@ -19,6 +19,7 @@ from drivers.reconnect import (
     LinkStatus,
     Opener,
     ReconnectingConnection,
+    Session,
     Snapshot,
 )
 from tui.config import HostConfig, HostMode
@@ -27,6 +28,16 @@ Update = LinkStatus | Snapshot | Event
 Post = Callable[[tuple[Update, ...]], None]
 
 _generations = itertools.count(1)
+
+
+def link_uri(config: HostConfig) -> str:
+    """The URI a host's link opens."""
+    if config.mode is HostMode.READ_ONLY:
+        # The daemon (or the in-process guard) refuses changes too, not only the UI.
+        from drivers.uri import with_read_only
+
+        return with_read_only(config.uri)
+    return config.uri
 
 
 class HostLink:
@@ -38,20 +49,18 @@ class HostLink:
         config: HostConfig,
         opener: Opener | None = None,
         backoff: Sequence[float] = DEFAULT_BACKOFF,
+        first: Awaitable[Session] | None = None,
     ) -> None:
+        """``first``: the host's first session, when it was opened ahead."""
         self.config = config
         self.generation = next(_generations)
         if opener is None:
             from tui.adapter import open_connection
 
             opener = open_connection
-        uri = config.uri
-        if config.mode is HostMode.READ_ONLY:
-            # The daemon (or the in-process guard) refuses changes too, not only the UI.
-            from drivers.uri import with_read_only
-
-            uri = with_read_only(uri)
-        self.link = ReconnectingConnection(uri, opener=opener, backoff=backoff)
+        self.link = ReconnectingConnection(
+            link_uri(config), opener=opener, backoff=backoff, first=first
+        )
         self.closing = False
 
     def require(self) -> Connection:

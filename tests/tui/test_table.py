@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from pathlib import Path
 
+from textual.pilot import Pilot
+
 import drivers
 from drivers.api import Connection
 from drivers.reconnect import LinkState
@@ -192,3 +194,38 @@ async def test_two_hosts_same_driver_different_rows(tmp_path: Path) -> None:
         await loaded(pilot, app, 17)
         assert {r.host for r in app.store.rows.values()} == {"default", "lab"}
         await asyncio.sleep(0)
+
+
+async def test_run_opens_the_hosts_ahead_and_links_take_those_connections(
+    tmp_path: Path,
+) -> None:
+    """run_async (what `virtdeck` runs) starts opening each autoconnected host before
+    Textual builds the screen; the host's link then uses that connection, not a second one.
+    None is left behind when the app quits at once."""
+    opened: list[tuple[str, Connection]] = []
+    before_mount: list[bool] = []
+
+    async def opener(uri: str) -> Connection:
+        before_mount.append(not app._mounted_event.is_set())
+        conn = await drivers.open(uri)
+        opened.append((uri, conn))
+        return conn
+
+    app = build(tmp_path, opener=opener)
+
+    async def look(pilot: Pilot[None]) -> None:
+        await loaded(pilot, app, 5)
+        assert [uri for uri, _ in opened] == [DEFAULT]  # one connection: the one opened ahead
+        app.exit()
+
+    await app.run_async(headless=True, size=SIZE, auto_pilot=look)
+    assert len(opened) == 1 and before_mount == [True]
+
+    opened.clear()
+    app = build(tmp_path, opener=opener)
+
+    async def leave(pilot: Pilot[None]) -> None:
+        app.exit()
+
+    await app.run_async(headless=True, size=SIZE, auto_pilot=leave)
+    assert app._head_start == {}  # claimed by the link, or closed
