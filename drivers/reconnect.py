@@ -14,11 +14,11 @@ import contextlib
 import enum
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from dataclasses import dataclass
 
 from drivers.api import Connection, EventStream
 from drivers.errors import ConnectionLost, VirtError
 from drivers.model import ConnectionClosedEvent, DomainSummary, Event, HostInfo
+from drivers.records import record
 
 Opener = Callable[[str], Awaitable[Connection]]
 DEFAULT_BACKOFF: tuple[float, ...] = (0.5, 1, 2, 4, 8, 15, 30)
@@ -31,7 +31,7 @@ class LinkState(enum.StrEnum):
     CLOSED = "closed"
 
 
-@dataclass(frozen=True)
+@record
 class LinkStatus:
     """Where a host's link is; ``retry_at`` is a ``time.monotonic()`` value."""
 
@@ -46,7 +46,7 @@ class LinkStatus:
         return max(0.0, self.retry_at - (time.monotonic() if now is None else now))
 
 
-@dataclass(frozen=True)
+@record
 class Snapshot:
     """Every domain of the host, read right after (re)connecting or on request."""
 
@@ -57,7 +57,7 @@ class Snapshot:
 Update = LinkStatus | Snapshot | Event
 
 
-@dataclass(frozen=True)
+@record
 class Session:
     """An open connection, its event stream (opened first) and the snapshot read after."""
 

@@ -16,7 +16,6 @@ This package imports only ``textual.theme`` (and the standard library).
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,6 +80,8 @@ def _colour(path: Path, key: str, value: object) -> str:
 
 def theme_from_toml(path: Path) -> Theme:
     """Read one theme file; ValueError with a sentence naming the problem."""
+    import tomllib  # here: without user themes, start-up never needs it
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as err:

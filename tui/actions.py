@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 from drivers.errors import VirtError
 from drivers.model import DomainState
+from drivers.records import record
 from tui.config import HostMode
 from tui.state import DomainRow
 
@@ -26,7 +26,7 @@ class Danger(enum.Enum):
     TYPED = "typed"  # type the domain's name
 
 
-@dataclass(frozen=True)
+@record
 class DomainAction:
     name: str
     """The action name (``action_<name>`` on the main screen)."""
@@ -148,7 +148,7 @@ ACTIONS: tuple[DomainAction, ...] = (
 ACTIONS_BY_NAME = {a.name: a for a in ACTIONS}
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
     """What an action will do to a set of rows: the calls, and the rows it skips and why."""
 
@@ -192,7 +192,7 @@ class ActionFailed(VirtError):
         self.title = title
 
 
-@dataclass(frozen=True)
+@record
 class ActionReport:
     """What a (bulk) action did: the domains it worked on and those that failed, with why."""
 

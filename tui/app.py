@@ -14,7 +14,6 @@ from tui import loading  # first: no garbage collection while the modules below 
 import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -35,6 +34,7 @@ from drivers.reconnect import (
     Session,
     open_session,
 )
+from drivers.records import replace
 from themes import BUILTIN_THEMES, DEFAULT_THEME, HOST_VARIABLES, load_user_themes
 from tui.actions import ActionReport, Plan
 from tui.adapter import bounded, open_connection, read_infos, undefine_with_images

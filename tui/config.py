@@ -25,10 +25,10 @@ import enum
 import os
 import re
 import tempfile
-import tomllib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from drivers.records import field, record, replace
 
 DEFAULT_URI = "qemu:///session"
 
@@ -64,7 +64,7 @@ class HostMode(enum.StrEnum):
 _NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,31}$")
 
 
-@dataclass(frozen=True)
+@record
 class HostConfig:
     """One host the app connects to."""
 
@@ -81,7 +81,7 @@ class HostConfig:
         return self.mode is not HostMode.READ_ONLY
 
 
-@dataclass(frozen=True)
+@record
 class Config:
     """Everything the config file says."""
 
@@ -199,6 +199,8 @@ def _parse_host(raw: object, index: int, path: Path | None) -> HostConfig:
 
 def parse_config(text: str, path: Path | None = None) -> Config:
     """Parse the text of a config file (see the module docstring)."""
+    import tomllib  # here: without a config file, start-up never needs it
+
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as err:

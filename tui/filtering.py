@@ -15,9 +15,9 @@ from __future__ import annotations
 import re
 import shlex
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from drivers.model import DomainState
+from drivers.records import record
 from tui.state import DomainRow
 
 Test = Callable[[DomainRow, bool], bool]
@@ -63,14 +63,14 @@ def _text_test(word: str) -> Test:
     )
 
 
-@dataclass(frozen=True)
+@record
 class Filter:
     """A parsed filter line; the empty filter matches everything."""
 
     text: str = ""
     hosts: tuple[Test, ...] = ()
     states: tuple[Test, ...] = ()
-    others: tuple[Test, ...] = field(default=())
+    others: tuple[Test, ...] = ()
 
     @property
     def empty(self) -> bool:

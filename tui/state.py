@@ -41,6 +41,7 @@ from drivers.model import (
     state_words,
 )
 from drivers.reconnect import LinkState, LinkStatus, Snapshot
+from drivers.records import record
 from tui.config import HostConfig
 
 #: How many events each domain's history keeps.
@@ -65,7 +66,7 @@ class SystemClock:
         return time.monotonic()
 
 
-@dataclass(frozen=True)
+@record
 class FrozenClock:
     """A clock that stands still (snapshot tests, screenshots)."""
 
@@ -79,7 +80,7 @@ class FrozenClock:
         return self.at_monotonic
 
 
-@dataclass(frozen=True)
+@record
 class HistoryItem:
     wall: float
     text: str

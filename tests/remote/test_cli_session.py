@@ -181,13 +181,14 @@ def test_a_command_on_a_running_daemon_loads_only_what_it_needs(session: Session
     were most of a `virtdeck list`'s run time (see drivers/records.py)."""
     cli(session, "list", "--all")  # starts the daemon
     code = (
-        "import sys, contextlib, io, tui.cli;"
+        "import sys; before = set(sys.modules);"  # what site loaded (an editable install's
+        "import contextlib, io, tui.cli;"  # finder brings pathlib) is not ours
         "out = io.StringIO();"
         "ctx = contextlib.redirect_stdout(out); ctx.__enter__();"
         "status = tui.cli.main(['list', '--all']);"
         "ctx.__exit__(None, None, None);"
         "heavy = ('asyncio', 'dataclasses', 'pathlib', 'inspect', 'textual', 'rich', 'lxml');"
-        "print(status, sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+        "print(status, sorted(m for m in set(sys.modules) - before if m.split('.')[0] in heavy))"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=session.env(), check=True

@@ -8,7 +8,6 @@ app publishes the store's :class:`~tui.state.Changes`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import replace
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.text import Text
@@ -21,6 +20,7 @@ from textual.timer import Timer
 from textual.widgets import Input, Static
 
 from drivers.reconnect import LinkState
+from drivers.records import replace
 from tui.actions import ACTIONS, ACTIONS_BY_NAME, Danger, DomainAction, Plan, plan
 from tui.config import HostMode
 from tui.filtering import Filter, FilterError, parse_filter

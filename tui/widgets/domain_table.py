@@ -8,7 +8,6 @@ be), and made inert with :func:`tui.text.inert`. Colours come from the theme's v
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 from rich.cells import cell_len, set_cell_size
@@ -65,14 +64,19 @@ def key_of(row_key: str) -> Key:
     return host, uuid
 
 
-@dataclass
 class Look:
     """What rendering needs from the app: theme colours, host colours, the clock."""
 
-    variables: Mapping[str, str] = field(default_factory=dict)
-    host_colors: Mapping[str, str] = field(default_factory=dict)
-    now: Callable[[], float] = lambda: 0.0
-    _styles: dict[str, Style] = field(default_factory=dict, repr=False)
+    def __init__(
+        self,
+        variables: Mapping[str, str] | None = None,
+        host_colors: Mapping[str, str] | None = None,
+        now: Callable[[], float] = lambda: 0.0,
+    ) -> None:
+        self.variables: Mapping[str, str] = {} if variables is None else variables
+        self.host_colors: Mapping[str, str] = {} if host_colors is None else host_colors
+        self.now = now
+        self._styles: dict[str, Style] = {}
 
     def style(self, name: str) -> Style:
         """The Style a cell's style name stands for: PLAIN, BOLD, ``host:NAME`` or a theme
@@ -258,22 +262,24 @@ class DomainTable(ScrollView, can_focus=True):
     }
     """
 
-    @dataclass
     class CursorMoved(Message):
         """The cursor is on another row (or the row under it changed)."""
 
-        table: DomainTable
+        def __init__(self, table: DomainTable) -> None:
+            super().__init__()
+            self.table = table
 
         @property
         def control(self) -> DomainTable:
             return self.table
 
-    @dataclass
     class HeaderClicked(Message):
         """A column's header was clicked."""
 
-        table: DomainTable
-        column: str
+        def __init__(self, table: DomainTable, column: str) -> None:
+            super().__init__()
+            self.table = table
+            self.column = column
 
         @property
         def control(self) -> DomainTable:
