@@ -211,6 +211,12 @@ class ClientSession:
             data = p.encode_message(
                 {"type": "reply", "id": message.get("id"), "error": p.error_to_wire(err)}
             )
+        self.send_frame(data)
+
+    def send_frame(self, data: bytes) -> None:
+        """Queue an encoded frame (see :meth:`send`)."""
+        if self.closed:
+            return
         if (
             self.queue.empty()
             and self.ready
@@ -369,9 +375,10 @@ class Server:
     def broadcast(self, event: Event) -> None:
         self._seq += 1
         message = {"type": "event", "seq": self._seq, "event": p.event_to_wire(event)}
+        data = p.encode_message(message)  # once, for every client
         for session in list(self.sessions):
             if session.ready:
-                session.send(message)
+                session.send_frame(data)
 
     async def handle(
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, peer: str = "client"
