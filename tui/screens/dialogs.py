@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, TypeVar
 
 from rich.text import Text
 from textual import on
@@ -13,6 +13,30 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Checkbox, Input, Label, Static
 
 from tui.text import inert
+
+_Result = TypeVar("_Result")
+
+
+class FramedDialog(ModalScreen[_Result]):
+    """A large dialog (a form, an editor) in a frame over the dimmed screen.
+
+    The subclasses' frame is the container with the ``dialog-frame`` class; they size it.
+    """
+
+    DEFAULT_CSS = """
+    FramedDialog {
+        align: center middle;
+        background: $background 60%;
+
+        & .dialog-frame {
+            background: $surface;
+            border: thick $primary;
+            border-title-color: $text;
+            border-title-style: bold;
+            padding: 0 1;
+        }
+    }
+    """
 
 
 class ConfirmScreen(ModalScreen[bool]):

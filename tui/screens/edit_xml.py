@@ -30,13 +30,13 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, ScrollableContainer, Vertical
 from textual.content import Content, Span
 from textual.message import Message
-from textual.screen import ModalScreen
 from textual.widgets import Button, Static, TextArea
 from textual.worker import Worker, WorkerState
 
 from drivers.api import Connection
 from drivers.domxml import parse_domain
 from drivers.errors import InvalidXML, VirtError
+from tui.screens.dialogs import FramedDialog
 from tui.screens.new_domain import key_hints
 from tui.text import inert, inert_xml
 
@@ -157,7 +157,7 @@ def diff_content(lines: list[str]) -> Content:
     return Content("\n".join(text_lines), spans)
 
 
-class XmlDiffScreen(ModalScreen[bool]):
+class XmlDiffScreen(FramedDialog[bool]):
     """The changes about to be saved; dismisses True to save them, False to go back."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -179,18 +179,10 @@ class XmlDiffScreen(ModalScreen[bool]):
 
     DEFAULT_CSS = """
     XmlDiffScreen {
-        align: center middle;
-        background: $background 60%;
-
         #xd-dialog {
             width: 90%;
             max-width: 120;
             height: 80%;
-            background: $surface;
-            border: thick $primary;
-            border-title-color: $text;
-            border-title-style: bold;
-            padding: 0 1;
         }
         #xd-note {
             color: $text-warning;
@@ -225,7 +217,7 @@ class XmlDiffScreen(ModalScreen[bool]):
         self.active = active
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="xd-dialog"):
+        with Vertical(id="xd-dialog", classes="dialog-frame"):
             if self.active:
                 yield Static(
                     Text(inert(f"{self.domain_name} is running: {NEXT_BOOT}.")), id="xd-note"
@@ -251,7 +243,7 @@ class XmlDiffScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "confirm")
 
 
-class EditXmlScreen(ModalScreen[bool]):
+class EditXmlScreen(FramedDialog[bool]):
     """Edit one domain's persistent definition; dismisses True once a new one is saved.
 
     Args:
@@ -288,18 +280,10 @@ class EditXmlScreen(ModalScreen[bool]):
 
     DEFAULT_CSS = """
     EditXmlScreen {
-        align: center middle;
-        background: $background 60%;
-
         #ex-dialog {
             width: 100%;
             max-width: 150;
             height: 100%;
-            background: $surface;
-            border: thick $primary;
-            border-title-color: $text;
-            border-title-style: bold;
-            padding: 0 1;
         }
         #ex-note {
             color: $text-warning;
@@ -367,7 +351,7 @@ class EditXmlScreen(ModalScreen[bool]):
         """The text being saved (confirmed in the diff, define in flight)."""
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="ex-dialog"):
+        with Vertical(id="ex-dialog", classes="dialog-frame"):
             if self.active:
                 yield Static(
                     Text(inert(f"{self.domain_name} is running: {NEXT_BOOT}.")), id="ex-note"

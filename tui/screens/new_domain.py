@@ -26,7 +26,7 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical, Vertic
 from textual.content import Content, Span
 from textual.events import Resize
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import (
@@ -56,6 +56,7 @@ from tui.domain_builder import (
     new_disk_name,
     validate_spec,
 )
+from tui.screens.dialogs import FramedDialog
 from tui.text import inert
 
 __all__ = ["NewDomainScreen", "highlight_xml"]
@@ -160,7 +161,7 @@ def _whole_number(value: str) -> int | None:
         return None
 
 
-class NewDomainScreen(ModalScreen[tuple[str, str] | None]):
+class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
     """The form for a new domain on one of the connected, writable hosts.
 
     Args:
@@ -202,18 +203,10 @@ class NewDomainScreen(ModalScreen[tuple[str, str] | None]):
 
     DEFAULT_CSS = """
     NewDomainScreen {
-        align: center middle;
-        background: $background 60%;
-
         #nd-dialog {
             width: 100%;
             max-width: 150;
             height: 100%;
-            background: $surface;
-            border: thick $primary;
-            border-title-color: $text;
-            border-title-style: bold;
-            padding: 0 1;
         }
         #nd-body {
             height: 1fr;
@@ -388,7 +381,7 @@ class NewDomainScreen(ModalScreen[tuple[str, str] | None]):
 
     def compose(self) -> ComposeResult:
         host_options = [(Text(inert(h, one_line=True)), h) for h in self.hosts]
-        with Vertical(id="nd-dialog"):
+        with Vertical(id="nd-dialog", classes="dialog-frame"):
             with Horizontal(id="nd-body"):
                 with VerticalScroll(id="nd-form"):
                     yield self._field("name", "Name", Input(placeholder="e.g. vm1", id="name"))
