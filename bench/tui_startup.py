@@ -304,17 +304,33 @@ def line(label: str, value: str, target: str, peer: str = "") -> None:
     print(f"  {label:<44} {value:>12}   target {target:<10} {peer}")
 
 
+LAUNCHES = 7
+"""Launches measured for the one-host start-up figure (the median is printed)."""
+MANY_LAUNCHES = 3
+"""The same for 10 hosts x 100 domains."""
+
+
 def bench_one_host(idle_seconds: float) -> dict[str, float]:
     with workspace() as work:
         daemons = Daemons(work)
         try:
             uris = daemons.start([node_file(work, "big", 300, 8)])
-            floors = sorted(floor(work) for _ in range(3))
+            floors = sorted(floor(work) for _ in range(LAUNCHES))
             warm_up(uris, 300, work)
-            tui = Tui(uris, 300, work)
+            # Launches vary by ±0.1 s on a shared 2-vCPU machine: the figure is the median
+            # of LAUNCHES; the last launch stays up for RSS and idle CPU.
+            launches: list[tuple[float, dict[str, Any]]] = []
+            for attempt in range(LAUNCHES):
+                tui = Tui(uris, 300, work)
+                try:
+                    report = tui.report()
+                except BaseException:
+                    tui.close()
+                    raise
+                launches.append((report["ready"] - tui.launched, {**report, "t0": tui.launched}))
+                if attempt < LAUNCHES - 1:
+                    tui.close()
             try:
-                ready = tui.report()
-                startup = ready["ready"] - tui.launched
                 time.sleep(0.5)
                 cpu0, t0 = tui.cpu_seconds(), time.monotonic()
                 time.sleep(idle_seconds)
@@ -325,19 +341,27 @@ def bench_one_host(idle_seconds: float) -> dict[str, float]:
                 tui.close()
         finally:
             daemons.stop()
+    launches.sort(key=lambda item: item[0])
+    startup, ready = launches[len(launches) // 2]
+    launched = ready["t0"]
     print("300 domains (8 running) on one host, served by virtdeckd --driver test:///…")
     line(
-        "launch → complete table",
+        f"launch → complete table (median of {LAUNCHES})",
         f"{startup:.3f} s",
         "≤ 0.5 s",
         f"virtui-manager {PEER['startup']} s",
     )
-    line("  of which interpreter + imports", f"{ready['imported'] - tui.launched:.3f} s", "")
-    line("  floor: bare Textual app, launch → first paint", f"{floors[1]:.3f} s", "")
+    line("  fastest / slowest", f"{launches[0][0]:.3f} / {launches[-1][0]:.3f} s", "")
+    line("  of which interpreter + imports", f"{ready['imported'] - launched:.3f} s", "")
     line("  of which app start → complete table", f"{ready['ready'] - ready['imported']:.3f} s", "")
     for mark in ("first paint", "first snapshot", "last infos"):
         if mark in ready:
-            line(f"    {mark} at", f"{ready[mark] - tui.launched:.3f} s", "")
+            line(f"    {mark} at", f"{ready[mark] - launched:.3f} s", "")
+    line(
+        "floor: a bare Textual app, launch → first paint",
+        f"{floors[len(floors) // 2]:.3f} s",
+        "(median)",
+    )
     line(
         f"RSS after {idle_seconds + 0.5:.0f} s",
         f"{rss:.1f} MiB",
@@ -360,10 +384,18 @@ def bench_many_hosts(rate: int, seconds: float) -> dict[str, float]:
             nodes = [node_file(work, f"h{i:02d}", 100, 10) for i in range(10)]
             uris = daemons.start(nodes)
             warm_up(uris, 1000, work)
-            tui = Tui(uris, 1000, work)
+            startups: list[float] = []
+            for _ in range(MANY_LAUNCHES - 1):
+                tui = Tui(uris, 1000, work)
+                try:
+                    startups.append(tui.report()["ready"] - tui.launched)
+                finally:
+                    tui.close()
+            tui = Tui(uris, 1000, work)  # this one stays up for the storm
             try:
                 ready = tui.report()
-                startup = ready["ready"] - tui.launched
+                startups.append(ready["ready"] - tui.launched)
+                startup = sorted(startups)[len(startups) // 2]
                 time.sleep(1.0)
                 tui.signal(signal.SIGUSR2)  # start timing key presses
                 time.sleep(0.2)
@@ -388,7 +420,7 @@ def bench_many_hosts(rate: int, seconds: float) -> dict[str, float]:
     latencies: list[float] = dump["latencies"]
     p50, p99 = pct(latencies, 0.5) * 1000, pct(latencies, 0.99) * 1000
     print("10 hosts x 100 domains")
-    line("launch → complete table", f"{startup:.3f} s", "≤ 1 s")
+    line(f"launch → complete table (median of {MANY_LAUNCHES})", f"{startup:.3f} s", "≤ 1 s")
     print(f"{rate} lifecycle events/s for {seconds:g} s across the 10 hosts")
     line("events sent (calls that succeeded)", f"{stormed['ok']}", f"{int(rate * seconds)}")
     line("  achieved rate", f"{stormed['ok'] / stormed['elapsed']:.0f}/s", f"{rate}/s")
