@@ -505,6 +505,7 @@ def _trace(marks: dict[str, float]) -> None:
         "textual.widgets._footer:Footer.recompose",
         "textual.widgets._footer:Footer.compose",
         "textual.app:App._display",
+        "textual.app:App.refresh_css",
         "textual.app:App._on_key",
         "textual.screen:Screen._refresh_layout",
         "textual.screen:Screen._compositor_refresh",

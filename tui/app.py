@@ -152,7 +152,24 @@ class VirtdeckApp(App[None]):
                 + " and Textual's own."
             )
             wanted = DEFAULT_THEME
-        self.theme = wanted
+        self._set_first_theme(wanted)
+
+    def _set_first_theme(self, name: str) -> None:
+        """Start with theme ``name`` without restyling what is not styled yet.
+
+        Assigning ``self.theme`` runs Textual's watcher, which schedules a reparse of every
+        stylesheet and a restyle of every widget (~30 ms on our machines) once the app
+        runs: right for a switch while running, wasted before the stylesheets are first
+        parsed. Here only what the watcher sets that the first parse and paint read: the
+        value, the app's theme classes, the colour filter and the CSS variables.
+        """
+        self.set_reactive(App.theme, name)
+        dark = self.current_theme.dark
+        classes = {c: False for c in self.classes if c.startswith("-theme-")}
+        classes.update({f"-theme-{name}": True, "-dark-mode": dark, "-light-mode": not dark})
+        self.update_classes(classes, update=False)
+        self._refresh_truecolor_filter(self.ansi_theme)
+        self.stylesheet.set_variables(self.get_css_variables())
 
     async def run_async(self, **kwargs: Any) -> None:
         """Start opening the autoconnected hosts, then run the app.
