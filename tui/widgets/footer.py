@@ -1,85 +1,195 @@
-"""The footer: Textual's, rebuilt only when the keys it shows change."""
+"""The footer: the screen's keys on one line, drawn as one widget.
+
+It looks and behaves like Textual's ``Footer`` (the same theme variables, the command
+palette's key at the right, disabled keys dimmed, a click presses the key, hovering shows its
+tooltip), but it is a single widget that paints a line of text. Textual's footer mounts a
+widget per key and remounts them all whenever the bindings change: a dozen widgets to style
+before the first paint (about 30 ms of virtdeck's start-up) and again whenever the cursor
+reaches a row where other actions apply.
+"""
 
 from __future__ import annotations
 
-from textual.app import ComposeResult
+from typing import ClassVar, NamedTuple
+
+from rich.style import Style
+from rich.text import Text
+from textual import events
 from textual.screen import Screen
-from textual.widgets import Footer
-from textual.widgets._footer import FooterKey
-
-Layout = tuple[tuple[object, ...], ...]
+from textual.widget import Widget
 
 
-class KeyFooter(Footer):
-    """Textual's footer (same keys, same looks), without its needless rebuilds.
+class FooterItem(NamedTuple):
+    """One key as the footer shows it."""
 
-    Textual's footer removes and re-mounts all its keys on every bindings refresh, which
-    costs tens of milliseconds: two or three times while the app starts (the last one
-    after the first paint, in the way of the first rows), and whenever the cursor reaches
-    a row where another action is available. Here the keys are composed with the screen,
-    refreshes that arrive together are handled once, a refresh that changes nothing is
-    skipped, and one that only enables or disables keys restyles those keys in place.
+    key: str
+    display: str
+    description: str
+    enabled: bool
+    tooltip: str
+
+
+class KeyFooter(Widget, can_focus=False):
+    """The active bindings of the screen, one line at the bottom."""
+
+    ALLOW_SELECT = False
+    COMPONENT_CLASSES: ClassVar[set[str]] = {
+        "key-footer--item",
+        "key-footer--key",
+        "key-footer--description",
+        "key-footer--separator",
+        "key-footer--hover",
+    }
+    DEFAULT_CSS = """
+    KeyFooter {
+        dock: bottom;
+        height: 1;
+        color: $footer-foreground;
+        background: $footer-background;
+        & > .key-footer--item {
+            background: $footer-item-background;
+        }
+        & > .key-footer--key {
+            color: $footer-key-foreground;
+            background: $footer-key-background;
+            text-style: bold;
+        }
+        & > .key-footer--description {
+            color: $footer-description-foreground;
+            background: $footer-description-background;
+        }
+        & > .key-footer--separator {
+            color: $foreground 20%;
+        }
+        & > .key-footer--hover {
+            color: $footer-key-foreground;
+            background: $block-hover-background;
+        }
+    }
     """
 
     def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
         super().__init__(id=id)
-        self.set_reactive(Footer._bindings_ready, True)
-        self._layout: Layout | None = None
-        self._enabled: dict[str, bool] = {}
-        self._update_pending = False
+        self.items: tuple[FooterItem, ...] = ()
+        """The keys on the left, in the screen's order."""
+        self.palette: FooterItem | None = None
+        """The command palette's key, on the right."""
+        self._spans: list[tuple[int, int, FooterItem]] = []
+        self._hover: FooterItem | None = None
 
-    def _shown(self) -> tuple[Layout, dict[str, bool]]:
-        """What :meth:`Footer.compose` would show: per key, what it looks like (the layout),
-        and per action whether it is enabled."""
+    def on_mount(self) -> None:
+        self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
+        self._update_items()
+
+    def _bindings_changed(self, screen: Screen[object]) -> None:
+        if screen.app.app_focus and self.is_attached and screen is self.screen:
+            self._update_items()
+
+    def _update_items(self) -> None:
         app = self.app
         active = self.screen.active_bindings
-        layout: list[tuple[object, ...]] = []
-        enabled: dict[str, bool] = {}
-        for _, binding, is_enabled, tooltip in active.values():
-            if binding.show and binding.action not in enabled:
-                enabled[binding.action] = is_enabled
-                layout.append(
-                    (
+        seen: set[str] = set()
+        items: list[FooterItem] = []
+        for _, binding, enabled, tooltip in active.values():
+            if binding.show and binding.action not in seen:
+                seen.add(binding.action)
+                items.append(
+                    FooterItem(
                         binding.key,
                         app.get_key_display(binding),
                         binding.description,
-                        binding.action,
-                        binding.group,
+                        enabled,
                         tooltip,
                     )
                 )
-        if self.show_command_palette and app.ENABLE_COMMAND_PALETTE:
-            palette = active.get(app.COMMAND_PALETTE_BINDING)
-            if palette is not None:
-                layout.append(
-                    ("palette", palette.binding.key, app.get_key_display(palette.binding))
+        palette: FooterItem | None = None
+        if app.ENABLE_COMMAND_PALETTE:
+            found = active.get(app.COMMAND_PALETTE_BINDING)
+            if found is not None:
+                binding = found.binding
+                palette = FooterItem(
+                    binding.key,
+                    app.get_key_display(binding),
+                    binding.description,
+                    found.enabled,
+                    binding.tooltip or binding.description,
                 )
-                enabled.setdefault(palette.binding.action, palette.enabled)
-        return tuple(layout), enabled
+        if tuple(items) != self.items or palette != self.palette:
+            self.items, self.palette = tuple(items), palette
+            self.refresh()
 
-    def compose(self) -> ComposeResult:
-        self._layout, self._enabled = self._shown()
-        yield from super().compose()
+    # --- drawing ----------------------------------------------------------------------
 
-    def bindings_changed(self, screen: Screen[object]) -> None:
-        if not screen.app.app_focus:
-            return
-        if self.is_attached and screen is self.screen and not self._update_pending:
-            self._update_pending = True
-            self.call_after_refresh(self._update_keys)
+    def _item_text(self, item: FooterItem, *, compact: bool) -> Text:
+        """One key as Textual's footer draws it: `` s Start `` (the palette's compactly:
+        ``^p Commands``)."""
+        key_style = self.get_component_rich_style("key-footer--key")
+        description_style = self.get_component_rich_style("key-footer--description")
+        item_style = self.get_component_rich_style("key-footer--item")
+        if item == self._hover:
+            item_style += self.get_component_rich_style("key-footer--hover")
+        if compact:
+            text = Text.assemble(
+                (item.display, key_style), (" " + item.description, description_style)
+            )
+        else:
+            text = Text.assemble(
+                (f" {item.display} ", key_style), (item.description + " ", description_style)
+            )
+        text.stylize_before(item_style)
+        if not item.enabled:
+            text.stylize(Style(dim=True))
+        return text
 
-    async def _update_keys(self) -> None:
-        self._update_pending = False
-        if not self.is_attached or self._pruning:
+    def render(self) -> Text:
+        width = self.size.width
+        right = Text()
+        if self.palette is not None:
+            item_style = self.get_component_rich_style("key-footer--item")
+            right.append("▏", item_style + self.get_component_rich_style("key-footer--separator"))
+            right.append_text(self._item_text(self.palette, compact=True))
+            right.append(" ", item_style)
+        room = max(0, width - right.cell_len)
+        line = Text(no_wrap=True, overflow="crop")
+        self._spans = []
+        for item in self.items:
+            text = self._item_text(item, compact=False)
+            if line.cell_len + text.cell_len > room:
+                break
+            self._spans.append((line.cell_len, line.cell_len + text.cell_len, item))
+            line.append_text(text)
+        line.append(" " * (room - line.cell_len))
+        if self.palette is not None:
+            self._spans.append((room, room + right.cell_len, self.palette))
+        line.append_text(right)
+        return line
+
+    # --- the mouse ----------------------------------------------------------------------
+
+    def _item_at(self, x: int) -> FooterItem | None:
+        for start, end, item in self._spans:
+            if start <= x < end:
+                return item
+        return None
+
+    def on_mouse_move(self, event: events.MouseMove) -> None:
+        item = self._item_at(event.x)
+        if item != self._hover:
+            self._hover = item
+            self.tooltip = (item.tooltip or item.description) if item is not None else None
+            self.refresh()
+
+    def on_leave(self, event: events.Leave) -> None:
+        if self._hover is not None:
+            self._hover = None
+            self.tooltip = None
+            self.refresh()
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        item = self._item_at(event.x)
+        if item is None:
             return
-        layout, enabled = self._shown()
-        if layout != self._layout:
-            await self.recompose()
-            return
-        if enabled == self._enabled:
-            return
-        self._enabled = enabled
-        for key in self.query(FooterKey):
-            usable = enabled.get(key.action, True)
-            key._disabled = not usable
-            key.set_class(not usable, "-disabled")
+        if item.enabled:
+            self.app.simulate_key(item.key)
+        else:
+            self.app.bell()
