@@ -195,10 +195,11 @@ class VirtdeckApp(App[None]):
         """Close the sessions opened ahead that no link took (the app is exiting)."""
         early, self._head_start = self._head_start, {}
         for future in early.values():
-            future.cancel()
-        for future in early.values():
-            with contextlib.suppress(BaseException):
-                await (await future).close()
+            if not future.done():
+                future.cancel()  # open_session closes what it opened
+            elif not future.cancelled() and future.exception() is None:
+                with contextlib.suppress(Exception):
+                    await future.result().close()
 
     def get_default_screen(self) -> Screen[None]:
         from tui.screens.main import MainScreen
