@@ -61,6 +61,10 @@ def _virtdeck_commands() -> type[Provider]:
     return VirtdeckCommands
 
 
+HEAD_START_WAIT = 0.05
+"""Seconds the app waits for the hosts' first sessions before it draws anything."""
+
+
 class VirtdeckApp(App[None]):
     """virtdeck: every domain of every host in one live table."""
 
@@ -175,9 +179,8 @@ class VirtdeckApp(App[None]):
         """Start opening the autoconnected hosts, then run the app.
 
         Each host's first session (connection, event stream, listing) is opened as the
-        event loop starts: its socket waits and the daemon's answers then overlap Textual's
-        own start-up (stylesheets, the first screen) instead of following it, and the first
-        complete table comes tens of milliseconds sooner. The host's link takes it over.
+        event loop starts, before Textual builds the first screen; the host's link takes
+        it over. Whatever is not ready after HEAD_START_WAIT goes on while Textual starts.
         """
         opener = self.opener or open_connection
         for host in self.initial_hosts:
@@ -185,7 +188,10 @@ class VirtdeckApp(App[None]):
             if host.autoconnect and host.name not in self._head_start:
                 self._head_start[host.name] = asyncio.ensure_future(open_session(uri, opener))
         if self._head_start:
-            await asyncio.sleep(0)  # their first steps (up to the first wait on a socket) now
+            # A local daemon answers within this: the first paint then shows the whole
+            # table (no empty-table flash, ~20 ms sooner complete). A slow remote host
+            # does not hold the screen back longer than this.
+            await asyncio.wait(self._head_start.values(), timeout=HEAD_START_WAIT)
         try:
             return await super().run_async(**kwargs)
         finally:

@@ -229,3 +229,27 @@ async def test_run_opens_the_hosts_ahead_and_links_take_those_connections(
 
     await app.run_async(headless=True, size=SIZE, auto_pilot=leave)
     assert app._head_start == {}  # claimed by the link, or closed
+
+
+async def test_a_slow_host_does_not_hold_the_screen_back(tmp_path: Path) -> None:
+    """run_async waits for the first sessions at most HEAD_START_WAIT; a host that takes
+    longer connects while the app already runs."""
+    import time
+
+    from tui.app import HEAD_START_WAIT
+
+    async def slow(uri: str) -> Connection:
+        await asyncio.sleep(1.0)
+        return await drivers.open(uri)
+
+    app = build(tmp_path, opener=slow)
+    started = time.monotonic()
+    mounted: list[float] = []
+
+    async def look(pilot: Pilot[None]) -> None:
+        mounted.append(time.monotonic() - started)
+        await loaded(pilot, app, 5)  # the slow host's rows arrive later
+        app.exit()
+
+    await app.run_async(headless=True, size=SIZE, auto_pilot=look)
+    assert mounted and mounted[0] < HEAD_START_WAIT + 0.5 < 1.0
