@@ -98,3 +98,34 @@ def run_cli(session: Session, *args: str, timeout: float = 60) -> subprocess.Com
         timeout=timeout,
         check=False,
     )
+
+
+def spawn_daemon(
+    session: Session, socket: Path, *extra: str, driver: str = "test:///default"
+) -> subprocess.Popen[bytes]:
+    """``virtdeckd --driver DRIVER --socket SOCKET [EXTRA...]`` as a direct child, once its
+    socket exists."""
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "drivers.daemon",
+            "--driver",
+            driver,
+            "--socket",
+            str(socket),
+            *extra,
+        ],
+        env=session.env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 20
+    while not socket.exists():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            raise AssertionError(
+                f"daemon did not start: {proc.stderr.read() if proc.stderr else ''!r}"
+            )
+        time.sleep(0.01)
+    return proc

@@ -8,8 +8,6 @@ import json
 import os
 import stat
 import struct
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -23,40 +21,13 @@ from drivers.model import LifecycleEvent
 from drivers.remote import protocol as p
 from drivers.remote.client import RemoteConnection
 from drivers.remote.local import connect_unix
-from tests.remote.conftest import Session
-
-
-def _spawn(session: Session, socket: Path, *extra: str) -> subprocess.Popen[bytes]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "drivers.daemon",
-            "--driver",
-            "test:///default",
-            "--socket",
-            str(socket),
-            *extra,
-        ],
-        env=session.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while not socket.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(
-                f"daemon did not start: {proc.stderr.read() if proc.stderr else ''!r}"
-            )
-        time.sleep(0.01)
-    return proc
+from tests.remote.conftest import Session, spawn_daemon
 
 
 @pytest.fixture
 def daemon(session: Session) -> Iterator[Path]:
     socket = session.base / "t.sock"
-    proc = _spawn(session, socket)
+    proc = spawn_daemon(session, socket)
     try:
         yield socket
     finally:
@@ -67,7 +38,7 @@ def daemon(session: Session) -> Iterator[Path]:
 @pytest.fixture
 def slow_daemon(session: Session) -> Iterator[Path]:
     socket = session.base / "slow.sock"
-    proc = _spawn(session, socket, "--max-queue", "200")
+    proc = spawn_daemon(session, socket, "--max-queue", "200")
     try:
         yield socket
     finally:

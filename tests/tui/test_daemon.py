@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,30 +9,9 @@ import pytest
 
 import drivers
 from drivers.reconnect import LinkState
-from tests.remote.conftest import Session
+from tests.remote.conftest import Session, spawn_daemon
 from tests.tui.helpers import SIZE, build, find, loaded, select, settle, state_of, until
 from tui.screens.dialogs import ConfirmScreen
-
-
-def spawn_daemon(
-    session: Session, socket: Path, driver: str = "test:///default"
-) -> subprocess.Popen[bytes]:
-    """``virtdeckd --driver DRIVER --socket SOCKET``, as a direct child."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "drivers.daemon", "--driver", driver, "--socket", str(socket)],
-        env=session.env(),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    deadline = time.monotonic() + 20
-    while not socket.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            raise AssertionError(
-                f"daemon did not start: {proc.stderr.read() if proc.stderr else ''!r}"
-            )
-        time.sleep(0.01)
-    return proc
 
 
 @pytest.fixture
