@@ -253,3 +253,18 @@ async def test_a_slow_host_does_not_hold_the_screen_back(tmp_path: Path) -> None
 
     await app.run_async(headless=True, size=SIZE, auto_pilot=look)
     assert mounted and mounted[0] < HEAD_START_WAIT + 0.5 < 1.0
+
+
+async def test_a_recoloured_host_recolours_its_rows(tmp_path: Path) -> None:
+    from drivers.records import replace
+
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        config = app.store.hosts["default"].config
+        await app.edit_host("default", replace(config, color="#ff0000"))
+        await pilot.pause()
+        t = table(app)
+        assert t.look.host_colors["default"] == "#ff0000"
+        colours = {s.style.color.triplet for s in t.render_line(1) if s.style and s.style.color}
+        assert (255, 0, 0) in colours, colours

@@ -251,8 +251,12 @@ class MainScreen(Screen[None]):
         changes, self._pending = self._pending, Changes()
         store = self.vapp.store
         table = self.table
-        if changes.hosts - set(table.look.host_colors):
-            self._update_look()
+        if changes.hosts:
+            app = self.vapp
+            colours = {name: app.host_colour(name) for name in store.hosts}
+            if colours != table.look.host_colors:  # a host came, went or was recoloured
+                self._update_look()
+                table.restyle()
         was_empty = table.row_count == 0
         keep = table.cursor_key()
         resort = False
