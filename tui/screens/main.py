@@ -503,7 +503,6 @@ class MainScreen(Screen[None]):
 
     def action_edit_xml(self) -> None:
         from drivers.errors import VirtError
-        from drivers.model import DomainState
         from tui.screens.edit_xml import EditXmlScreen
 
         row = self.cursor_row()
@@ -515,7 +514,7 @@ class MainScreen(Screen[None]):
         except VirtError as err:
             self.notify(err.message, title=err.title, severity="error", markup=False)
             return
-        active = row.state is not DomainState.SHUTOFF
+        active = row.state.is_active
         self.app.push_screen(EditXmlScreen(conn, row.name, active, host=row.host))
 
     def action_details(self) -> None:
