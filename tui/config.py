@@ -24,10 +24,10 @@ from __future__ import annotations
 import enum
 import os
 import re
-import tempfile
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
+from drivers.fsutil import atomic_write
 from drivers.records import field, record, replace
 
 DEFAULT_URI = "qemu:///session"
@@ -317,21 +317,7 @@ def dump_config(config: Config) -> str:
 def save_config(config: Config, path: Path | None = None) -> Path:
     """Write ``config`` atomically to ``path`` (default: where it came from, else the default)."""
     target = path or config.path or config_path()
-    target.parent.mkdir(parents=True, exist_ok=True)
-    text = dump_config(config)
-    fd, tmp = tempfile.mkstemp(prefix=".config-", suffix=".toml", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    atomic_write(target, dump_config(config))
     return target
 
 

@@ -8,10 +8,9 @@ files written to the cache directory. Nothing here needs QEMU.
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
 from pathlib import Path
 
+from drivers.fsutil import atomic_write
 from tui.config import HostConfig, HostMode, cache_dir
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
@@ -90,11 +89,7 @@ def node_xml(host: str, domains: tuple[tuple[str, int, int, int], ...]) -> str:
 def _write(path: Path, text: str) -> None:
     if path.exists() and path.read_text(encoding="utf-8") == text:
         return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".node-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
+    atomic_write(path, text)
 
 
 def demo_hosts(directory: Path | None = None) -> tuple[HostConfig, ...]:
