@@ -15,7 +15,7 @@ from collections.abc import Awaitable, Iterable
 from typing import Any, TypeVar
 
 from drivers.api import Connection, Domain
-from drivers.errors import NoSuchDomain, VirtError
+from drivers.errors import NoSuchDomain
 
 _T = TypeVar("_T")
 Infos = dict[str, tuple[int, int]]
@@ -73,8 +73,6 @@ async def read_infos(conn: Connection, uuids: Iterable[str]) -> Infos:
     for uuid, result in zip(wanted, results, strict=True):
         if isinstance(result, tuple):
             infos[uuid] = result
-        elif isinstance(result, VirtError):
-            raise result
         elif isinstance(result, BaseException):
             raise result
     return infos

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -129,8 +129,6 @@ class HostState:
     link: LinkState = LinkState.CONNECTING
     message: str = ""
     retry_at: float | None = None
-    attempt: int = 0
-    hostname: str = ""
     connected_once: bool = False
 
     @property
@@ -340,7 +338,6 @@ class DomainStore:
         host.link = status.state
         host.message = status.message
         host.retry_at = status.retry_at
-        host.attempt = status.attempt
         if status.state is LinkState.CONNECTED:
             host.connected_once = True
         changes = Changes(hosts={name})
@@ -354,9 +351,6 @@ class DomainStore:
         """Replace a host's rows by a fresh listing."""
         now = self.clock.wall()
         changes = Changes(hosts={name}, relinked={name})
-        host = self.hosts[name]
-        if snapshot.host is not None:
-            host.hostname = snapshot.host.hostname
         old = self._by_host.get(name, {})
         new: dict[str, DomainRow] = {}
         for summary in snapshot.summaries:
@@ -527,8 +521,6 @@ def memory_text(kib: int | None) -> str:
     gib = mib / 1024
     return f"{gib:.0f} GiB" if gib == int(gib) else f"{gib:.1f} GiB"
 
-
-Sorter = Callable[[DomainRow], object]
 
 STATE_ORDER = {
     DomainState.RUNNING: 0,

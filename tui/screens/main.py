@@ -22,7 +22,6 @@ from textual.widgets import Input, Static
 from drivers.reconnect import LinkState
 from drivers.records import replace
 from tui.actions import ACTIONS, ACTIONS_BY_NAME, Danger, DomainAction, Plan, plan
-from tui.config import HostMode
 from tui.filtering import Filter, FilterError, parse_filter
 from tui.messages import ActionFinished
 from tui.state import Changes, DomainRow, Key
@@ -353,8 +352,7 @@ class MainScreen(Screen[None]):
             usable = [
                 r
                 for r in targets
-                if not store.is_lost(r.key)
-                and store.hosts[r.host].config.mode is not HostMode.READ_ONLY
+                if not store.is_lost(r.key) and store.hosts[r.host].config.writable
             ]
             if not usable:
                 return False  # read-only or lost hosts offer no mutating action at all
@@ -363,11 +361,9 @@ class MainScreen(Screen[None]):
             row = self.cursor_row()
             if row is None or store.is_lost(row.key):
                 return False
-            return store.hosts[row.host].config.mode is not HostMode.READ_ONLY
+            return store.hosts[row.host].config.writable
         if action == "new_domain":
-            return any(
-                not h.lost and h.config.mode is not HostMode.READ_ONLY for h in store.hosts.values()
-            )
+            return any(not h.lost and h.config.writable for h in store.hosts.values())
         if action in ("details", "mark"):
             return self.cursor_row() is not None
         if action == "reconnect":
@@ -489,7 +485,7 @@ class MainScreen(Screen[None]):
         hosts = {}
         for name, link in self.vapp.links.items():
             host = store.hosts.get(name)
-            if host is None or host.lost or host.config.mode is HostMode.READ_ONLY:
+            if host is None or host.lost or not host.config.writable:
                 continue
             try:
                 hosts[name] = link.require()

@@ -166,11 +166,6 @@ def make_cell(
     return (str(uptime[0]), -started if started else float("-inf"), other, True)
 
 
-def render_cells(row: DomainRow, look: Look, how: RowLook) -> list[Cell]:
-    inputs = cell_inputs(row, look, how)
-    return [make_cell(i, row, look, how, inputs) for i in range(len(COLUMNS))]
-
-
 class DomainTable(ScrollView, can_focus=True):
     """The domain table: a header line and one cached line per row.
 
@@ -330,9 +325,6 @@ class DomainTable(ScrollView, can_focus=True):
 
     def get_row_index(self, rid: str) -> int:
         return self._index[rid]
-
-    def index_of(self, key: Key) -> int:
-        return self._index[row_id(key)]
 
     def cell_text(self, key: Key, column: str) -> str:
         """What a cell shows (tests and tools)."""
