@@ -66,9 +66,14 @@ class Session:
     snapshot: Snapshot
 
     async def close(self) -> None:
-        self.stream.close()
-        with contextlib.suppress(Exception):
-            await self.conn.close()
+        await _abandon(self.conn, self.stream)
+
+
+async def _abandon(conn: Connection, stream: EventStream) -> None:
+    """Stop ``stream`` and close ``conn``, whatever state it is in."""
+    stream.close()
+    with contextlib.suppress(Exception):
+        await conn.close()
 
 
 async def take_snapshot(conn: Connection) -> Snapshot:
@@ -100,9 +105,7 @@ async def open_session(uri: str, opener: Opener | None = None) -> Session:
     try:
         snapshot = await take_snapshot(conn)
     except BaseException:
-        stream.close()
-        with contextlib.suppress(Exception):
-            await conn.close()
+        await _abandon(conn, stream)
         raise
     return Session(conn, stream, snapshot)
 

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from urllib.parse import parse_qsl, quote, unquote, urlsplit
 
 from drivers.errors import InvalidURI
+from drivers.records import field, record
 
 _KNOWN_DRIVERS = ("qemu", "test")
 _KNOWN_TRANSPORTS = ("unix", "ssh")
 
 
-@dataclass(frozen=True)
+@record
 class URI:
     """A parsed connection URI."""
 
