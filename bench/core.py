@@ -20,20 +20,8 @@ import time
 from pathlib import Path
 
 import drivers
+from bench.common import DISKLESS, pct
 from drivers.qemu.driver import QemuConnection
-
-DISKLESS = """<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><memballoon model='none'/></devices>
-</domain>"""
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def show(label: str, values_ms: list[float], target: str = "") -> None:

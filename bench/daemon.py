@@ -51,29 +51,18 @@ from types import FrameType
 from typing import IO, ClassVar
 
 import drivers
+from bench.common import DISKLESS, pct
 from bench.libvirt_peer import LibvirtPeer, PeerUnavailable, rss_kib
 from drivers.api import Connection, EventStream
 from drivers.model import DomainState, LifecycleEvent
 
 REPO = Path(__file__).resolve().parent.parent
 SESSION = "qemu:///session"
-DISKLESS = """<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>64</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='q35'>hvm</type></os>
-  <devices><memballoon model='none'/></devices>
-</domain>"""
 EVENT_TIMEOUT = 10.0
 QEMU_STAMP = re.compile(r"^event (\w+) at (\d+\.\d+) for domain")
 
 
 # --- statistics and printing -------------------------------------------------------------
-
-
-def pct(values: Sequence[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def median(values: Sequence[float]) -> float:

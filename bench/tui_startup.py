@@ -32,6 +32,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from bench.common import pct
+
 if TYPE_CHECKING:
     import argparse
 
@@ -41,13 +43,6 @@ if TYPE_CHECKING:
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = {"startup": 1.45, "rss_mib": 102.8, "idle_cpu": 5.8}
-
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 # --- the parent: daemons, the TUI on a pty, measurements -----------------------------------
@@ -193,10 +188,9 @@ class Tui:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
     def rss_mib(self) -> float:
-        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-        return float("nan")
+        from bench.libvirt_peer import rss_kib
+
+        return rss_kib(self.proc.pid) / 1024
 
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
