@@ -566,12 +566,6 @@ def make_app(
 
     Raises ConfigError when the config file cannot be used.
     """
-    import gc
-
-    # What exists now (modules, classes, Textual's tables) lives as long as the process:
-    # out of the collector's sight, the first full collection (which would otherwise walk
-    # all of it, ~40 ms, in the middle of filling the table) stays short.
-    gc.freeze()
     config = load_config(config_file)
     demo_hosts: tuple[HostConfig, ...] = ()
     if demo:

@@ -4,7 +4,7 @@
 speaks the same protocol over a plain unix socket with blocking calls. Its methods are
 ``async def`` so the CLI's commands run on it unchanged, but they never suspend: a command
 coroutine driven with :func:`run_to_completion` finishes in one step, without an event
-loop. It has no event stream (``event`` uses the asyncio client).
+loop. Its event stream (:class:`SyncEventStream`) blocks in the same way, for ``event``.
 """
 
 from __future__ import annotations
