@@ -115,18 +115,22 @@ __all__ = [
 
 async def open(uri: str | URI) -> Connection:  # noqa: A001 - the API's fixed name
     """Open a connection to the driver ``uri`` names (``?ro=1``: look, change nothing)."""
-    from drivers.uri import is_read_only, parse_uri
+    from drivers.uri import parse_uri
 
     parsed = parse_uri(uri) if isinstance(uri, str) else uri
-    conn = await _open(parsed)
-    in_process = parsed.driver == "test" or parsed.path.rstrip("/") == "/embed"
-    if in_process and is_read_only(parsed):
-        # A daemon refuses changes itself for its read-only clients; in-process drivers
-        # get a guard in front.
-        from drivers.readonly import ReadOnlyConnection
+    return await _open(parsed)
 
-        return ReadOnlyConnection(conn)
-    return conn
+
+def _in_process(parsed: URI, conn: Connection) -> Connection:
+    """An in-process driver's connection, behind the read-only guard for ``?ro=1`` (a
+    daemon puts its read-only clients behind the same guard itself)."""
+    from drivers.uri import is_read_only
+
+    if not is_read_only(parsed):
+        return conn
+    from drivers.readonly import ReadOnlyConnection
+
+    return ReadOnlyConnection(conn)
 
 
 async def _open(parsed: URI) -> Connection:
@@ -134,7 +138,7 @@ async def _open(parsed: URI) -> Connection:
     if parsed.driver == "test":
         from drivers.test.driver import open_test
 
-        return await open_test(parsed)
+        return _in_process(parsed, await open_test(parsed))
     if parsed.transport == "ssh":
         from drivers.remote.ssh import open_ssh
 
@@ -142,7 +146,7 @@ async def _open(parsed: URI) -> Connection:
     if parsed.driver == "qemu" and not parsed.host and path == "/embed":
         from drivers.qemu.driver import open_embed
 
-        return await open_embed(parsed)
+        return _in_process(parsed, await open_embed(parsed))
     if parsed.driver == "qemu" and not parsed.host and path == "/session":
         from drivers.remote.local import open_session
 
