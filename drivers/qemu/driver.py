@@ -111,7 +111,6 @@ class QemuRegistry(DomainRegistry):
         self._lock_fd: int | None = None
         self._next_id = 1
         self.writer = fsutil.WriteBehind()
-        self._xml_cache: dict[str, tuple[DomainDef, str]] = {}
         self.pool = DirectoryPool(root / "images", self.users_of)
         for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -199,22 +198,10 @@ class QemuRegistry(DomainRegistry):
             "flags": rt.flags.to_json(),
             "persistent": rt.persistent is not None,
             "started": rt.started_wall,
-            "xml": self._xml_of(rt.definition),
+            "xml": rt.facts().xml,
         }
         # Encoding happens in the writer thread, off the event path.
         self.writer.submit(path, lambda: json.dumps(status, indent=1))
-
-    def _xml_of(self, defn: DomainDef) -> str:
-        """The XML of a definition, serialised once per definition object.
-
-        The runtime status is written on every state change; the live definition does not
-        change while the domain runs (launch finishes it before the first write).
-        """
-        cached = self._xml_cache.get(defn.name)
-        if cached is None or cached[0] is not defn:
-            cached = (defn, defn.to_xml())
-            self._xml_cache[defn.name] = cached
-        return cached[1]
 
     def stopped(self, rt: DomainRuntime) -> None:
         shutil.rmtree(self._run_dir(rt.name), ignore_errors=True)

@@ -100,6 +100,39 @@ class Host(Protocol):
         """Where a crash dump goes, or None when dumps are not possible."""
 
 
+class DefinitionFacts:
+    """What is read from one definition object on hot paths: the lifecycle actions (every
+    QMP event), title/vCPUs/memory (every listing) and the XML text (every status write).
+
+    Read once per object. A redefinition, or a new live definition at start, is a new
+    object; the setters a definition has (id, lifecycle actions) are used while launching,
+    before the runtime first reads it.
+    """
+
+    __slots__ = ("_xml", "actions", "defn", "listed")
+
+    def __init__(self, defn: DomainDef) -> None:
+        self.defn = defn
+        self.actions: tuple[LifecycleAction, LifecycleAction, LifecycleAction, bool] = (
+            defn.on_poweroff,
+            defn.on_reboot,
+            defn.on_crash,
+            any(w.action == "dump" for w in defn.watchdogs),
+        )
+        self.listed: tuple[str, int, int] = (
+            defn.title or "",
+            defn.vcpus,
+            defn.current_memory_kib,
+        )
+        self._xml: str | None = None
+
+    @property
+    def xml(self) -> str:
+        if self._xml is None:
+            self._xml = self.defn.to_xml()
+        return self._xml
+
+
 class DomainRuntime:
     """One domain: its definitions, its exact state and everything that moves it."""
 
@@ -132,10 +165,7 @@ class DomainRuntime:
         self._changed = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
         self.trace: Callable[[Trigger | str, Outcome], None] | None = None
-        self._actions: (
-            tuple[DomainDef, tuple[LifecycleAction, LifecycleAction, LifecycleAction, bool]] | None
-        ) = None
-        self._listed: tuple[DomainDef, tuple[str, int, int]] | None = None
+        self._facts: DefinitionFacts | None = None
 
     # --- reading --------------------------------------------------------------------
 
@@ -152,22 +182,17 @@ class DomainRuntime:
     def active(self) -> bool:
         return self.state.is_active
 
-    def context(self) -> events.Context:
+    def facts(self) -> DefinitionFacts:
+        """What the hot paths read from the definition that applies now, read once per
+        definition object."""
         defn = self.definition
-        cached = self._actions
-        if cached is None or cached[0] is not defn:
-            # Read once per definition object: the handler runs on every QMP event.
-            cached = (
-                defn,
-                (
-                    defn.on_poweroff,
-                    defn.on_reboot,
-                    defn.on_crash,
-                    any(w.action == "dump" for w in defn.watchdogs),
-                ),
-            )
-            self._actions = cached
-        on_poweroff, on_reboot, on_crash, watchdog_dump = cached[1]
+        facts = self._facts
+        if facts is None or facts.defn is not defn:
+            facts = self._facts = DefinitionFacts(defn)
+        return facts
+
+    def context(self) -> events.Context:
+        on_poweroff, on_reboot, on_crash, watchdog_dump = self.facts().actions
         return events.Context(
             state=self.state,
             reason=self.reason,
@@ -179,17 +204,8 @@ class DomainRuntime:
         )
 
     def listed(self) -> tuple[str, int, int]:
-        """(title, vCPUs, current memory KiB) of the definition that applies now.
-
-        Read from the XML once per definition object (neither has a setter; a redefinition
-        is a new object): a listing of hundreds of domains would otherwise walk every tree.
-        """
-        defn = self.definition
-        cached = self._listed
-        if cached is None or cached[0] is not defn:
-            cached = (defn, (defn.title or "", defn.vcpus, defn.current_memory_kib))
-            self._listed = cached
-        return cached[1]
+        """(title, vCPUs, current memory KiB) of the definition that applies now."""
+        return self.facts().listed
 
     def info(self) -> DomainInfo:
         defn = self.definition
