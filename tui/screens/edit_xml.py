@@ -37,8 +37,8 @@ from drivers.api import Connection
 from drivers.domxml import parse_domain
 from drivers.errors import InvalidXML, VirtError
 from tui.screens.dialogs import FramedDialog
-from tui.screens.new_domain import key_hints
 from tui.text import inert, inert_xml
+from tui.widgets.footer import key_hints
 
 __all__ = [
     "EditXmlScreen",

@@ -16,7 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from rich.text import Text
 from textual import getters, on, work
@@ -26,7 +26,6 @@ from textual.containers import Horizontal, ScrollableContainer, Vertical, Vertic
 from textual.content import Content, Span
 from textual.events import Resize
 from textual.message import Message
-from textual.screen import Screen
 from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import (
@@ -58,6 +57,7 @@ from tui.domain_builder import (
 )
 from tui.screens.dialogs import FramedDialog
 from tui.text import inert
+from tui.widgets.footer import key_hints
 
 __all__ = ["NewDomainScreen", "highlight_xml"]
 
@@ -119,26 +119,6 @@ def highlight_xml(xml: str) -> Content:
             spans.append(Span(attribute.start(1), attribute.end(1), "$text-accent"))
             spans.append(Span(attribute.start(2), attribute.end(2), "$text-success"))
     return Content(text, spans)
-
-
-def key_hints(screen: Screen[Any]) -> Content:
-    """The screen's own shown bindings as ``key description`` pairs (keymap applied).
-
-    The forms show these instead of a Footer: a Footer rebuilds itself on every focus
-    change, which costs a form of this size a noticeable pause per Tab.
-    """
-    parts: list[Content] = []
-    seen: set[str] = set()
-    for active in screen.active_bindings.values():
-        binding = active.binding
-        if active.node is not screen or not binding.show or binding.action in seen:
-            continue
-        seen.add(binding.action)
-        key = inert(screen.app.get_key_display(binding), one_line=True)
-        parts.append(
-            Content.assemble((key, "$text-accent bold"), " ", (binding.description, "$text-muted"))
-        )
-    return Content("  ").join(parts)
 
 
 def _size(size: int) -> str:

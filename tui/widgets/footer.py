@@ -10,13 +10,48 @@ reaches a row where other actions apply.
 
 from __future__ import annotations
 
-from typing import ClassVar, NamedTuple
+from collections.abc import Iterator
+from typing import Any, ClassVar, NamedTuple
 
 from rich.style import Style
 from rich.text import Text
 from textual import events
+from textual.binding import Binding
+from textual.content import Content
 from textual.screen import Screen
 from textual.widget import Widget
+
+from tui.text import inert
+
+
+def shown_bindings(
+    screen: Screen[Any], *, own_only: bool = False
+) -> Iterator[tuple[Binding, bool, str]]:
+    """The bindings a key line shows for ``screen``: (binding, enabled, tooltip), one per
+    action, in the screen's order; ``own_only`` leaves out those of the focused widgets."""
+    seen: set[str] = set()
+    for node, binding, enabled, tooltip in screen.active_bindings.values():
+        if not binding.show or binding.action in seen or (own_only and node is not screen):
+            continue
+        seen.add(binding.action)
+        yield binding, enabled, tooltip
+
+
+def key_hints(screen: Screen[Any]) -> Content:
+    """The screen's own shown bindings as ``key description`` pairs (keymap applied).
+
+    The forms show these instead of a Footer: a Footer rebuilds itself on every focus
+    change, which costs a form of this size a noticeable pause per Tab.
+    """
+    parts = [
+        Content.assemble(
+            (inert(screen.app.get_key_display(binding), one_line=True), "$text-accent bold"),
+            " ",
+            (binding.description, "$text-muted"),
+        )
+        for binding, _, _ in shown_bindings(screen, own_only=True)
+    ]
+    return Content("  ").join(parts)
 
 
 class FooterItem(NamedTuple):
@@ -87,24 +122,15 @@ class KeyFooter(Widget, can_focus=False):
 
     def _update_items(self) -> None:
         app = self.app
-        active = self.screen.active_bindings
-        seen: set[str] = set()
-        items: list[FooterItem] = []
-        for _, binding, enabled, tooltip in active.values():
-            if binding.show and binding.action not in seen:
-                seen.add(binding.action)
-                items.append(
-                    FooterItem(
-                        binding.key,
-                        app.get_key_display(binding),
-                        binding.description,
-                        enabled,
-                        tooltip,
-                    )
-                )
+        items = [
+            FooterItem(
+                binding.key, app.get_key_display(binding), binding.description, enabled, tooltip
+            )
+            for binding, enabled, tooltip in shown_bindings(self.screen)
+        ]
         palette: FooterItem | None = None
         if app.ENABLE_COMMAND_PALETTE:
-            found = active.get(app.COMMAND_PALETTE_BINDING)
+            found = self.screen.active_bindings.get(app.COMMAND_PALETTE_BINDING)
             if found is not None:
                 binding = found.binding
                 palette = FooterItem(
