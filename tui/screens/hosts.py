@@ -90,7 +90,7 @@ class HostsScreen(Screen[None]):
         ):
             table.add_column(label, key=key)
         self.vapp.domains_changed.subscribe(self, self._changed, immediate=True)
-        self.vapp.ticked.subscribe(self, lambda _: self._fill(), immediate=True)
+        self.vapp.ticked.subscribe(self, self._on_tick, immediate=True)
         note = (
             "Demo hosts are not saved."
             if self.vapp.demo
@@ -101,7 +101,14 @@ class HostsScreen(Screen[None]):
         table.focus()
 
     def _changed(self, changes: Changes) -> None:
+        # Every host operation (add, edit, remove, connect, disconnect) publishes its
+        # changes: the table follows from here alone.
         if changes.hosts:
+            self._fill()
+
+    def _on_tick(self, _now: float) -> None:
+        # Only a lost host's "retrying in N s" moves with the clock.
+        if any(h.link is LinkState.LOST for h in self.vapp.store.hosts.values()):
             self._fill()
 
     def _fill(self) -> None:
@@ -111,8 +118,9 @@ class HostsScreen(Screen[None]):
         table.clear()
         now = app.clock.monotonic()
         variables = app.theme_variables
+        counts = app.store.all_counts()
         for name, host in app.store.hosts.items():
-            running, total = app.store.counts(name)
+            running, total = counts.get(name, (0, 0))
             link_style = {
                 LinkState.CONNECTED: variables.get("state-running"),
                 LinkState.LOST: variables.get("state-crashed"),
@@ -163,7 +171,6 @@ class HostsScreen(Screen[None]):
         async def added(host: HostConfig | None) -> None:
             if host is not None:
                 await self.vapp.add_host(host)
-                self._fill()
 
         self.app.push_screen(HostFormScreen(None, self._taken()), added)
 
@@ -176,7 +183,6 @@ class HostsScreen(Screen[None]):
         async def edited(host: HostConfig | None) -> None:
             if host is not None and host != current:
                 await self.vapp.edit_host(name, host)
-                self._fill()
 
         self.app.push_screen(HostFormScreen(current, self._taken(except_name=name)), edited)
 
@@ -189,7 +195,6 @@ class HostsScreen(Screen[None]):
         async def answered(ok: bool | None) -> None:
             if ok:
                 await self.vapp.remove_host(name)
-                self._fill()
 
         self.app.push_screen(
             ConfirmScreen(
@@ -204,13 +209,11 @@ class HostsScreen(Screen[None]):
         name = self.selected()
         if name is not None:
             self.vapp.connect_host(name)
-            self._fill()
 
     async def action_disconnect(self) -> None:
         name = self.selected()
         if name is not None:
             await self.vapp.disconnect_host(name)
-            self._fill()
 
     def action_retry(self) -> None:
         name = self.selected()
