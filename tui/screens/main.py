@@ -326,8 +326,8 @@ class MainScreen(Screen[None]):
 
     _GATED = (*ACTIONS_BY_NAME, "edit_xml", "new_domain", "details", "mark", "reconnect")
 
-    #: The footer follows the cursor and the events this long after they settle: a footer
-    #: refresh rebuilds its widgets, which would delay the next key's repaint.
+    #: The footer follows the cursor and the events this long after they settle: a bindings
+    #: refresh re-checks every binding of the screen, work a key's repaint need not wait for.
     BINDINGS_DELAY = 0.15
 
     def schedule_bindings(self) -> None:
@@ -336,8 +336,8 @@ class MainScreen(Screen[None]):
         self._bindings_timer = self.set_timer(self.BINDINGS_DELAY, self.update_bindings)
 
     def update_bindings(self) -> None:
-        """Refresh the footer only when an action's availability changed (a footer refresh
-        rebuilds its widgets, far too costly to do for every batch of events)."""
+        """Refresh the bindings only when an action's availability changed (not for every
+        batch of events)."""
         self._bindings_timer = None
         state = tuple(self.check_action(name, ()) for name in self._GATED)
         if state != self._bindings_state:
