@@ -26,15 +26,13 @@ from drivers.errors import (
 )
 from drivers.model import (
     ConnectionClosedEvent,
-    DomainInfo,
-    DomainState,
     DomainSummary,
     HostInfo,
     PoolInfo,
-    StateReason,
     VolumeInfo,
 )
 from drivers.remote import protocol as p
+from drivers.remote.calls import DomainCalls
 from drivers.uri import is_read_only, parse_uri
 from drivers.version import VERSION
 
@@ -46,61 +44,8 @@ HANDSHAKE_TIMEOUT = 20.0
 MAX_CALLS_IN_FLIGHT = 200
 
 
-class RemoteDomain(Domain):
-    def __init__(self, conn: RemoteConnection, name: str, uuid: str) -> None:
-        self._conn = conn
-        self._name = name
-        self._uuid = uuid
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def uuid(self) -> str:
-        return self._uuid
-
-    async def _call(self, op: str, **args: Any) -> Any:
-        return await self._conn.call(f"domain.{op}", uuid=self._uuid, **args)
-
-    async def start(self, paused: bool = False) -> None:
-        await self._call("start", paused=paused)
-
-    async def shutdown(self) -> None:
-        await self._call("shutdown")
-
-    async def reboot(self) -> None:
-        await self._call("reboot")
-
-    async def reset(self) -> None:
-        await self._call("reset")
-
-    async def suspend(self) -> None:
-        await self._call("suspend")
-
-    async def resume(self) -> None:
-        await self._call("resume")
-
-    async def destroy(self) -> None:
-        await self._call("destroy")
-
-    async def undefine(self) -> None:
-        await self._call("undefine")
-
-    async def state(self) -> tuple[DomainState, StateReason]:
-        data = await self._call("state")
-        state = DomainState[data["state"]]
-        return state, state.reasons[data["reason"]]
-
-    async def info(self) -> DomainInfo:
-        return p.info_from_wire(await self._call("info"))
-
-    async def xml(self, inactive: bool = False) -> str:
-        return str(await self._call("xml", inactive=inactive))
-
-    async def id(self) -> int | None:
-        value = await self._call("id")
-        return int(value) if value is not None else None
+class RemoteDomain(DomainCalls, Domain):
+    """A domain of a daemon reached over asyncio."""
 
 
 class RemoteConnection(Connection):

@@ -20,68 +20,17 @@ from typing import Any, TypeVar
 from drivers.errors import ConnectionFailed, ConnectionLost, ProtocolError
 from drivers.model import (
     ConnectionClosedEvent,
-    DomainInfo,
-    DomainState,
     DomainSummary,
     Event,
     HostInfo,
-    StateReason,
 )
 from drivers.remote import protocol as p
+from drivers.remote.calls import DomainCalls
 from drivers.version import VERSION
 
 _HEADER = struct.Struct(">IB")
 _T = TypeVar("_T")
 TIMEOUT = 120.0  # long enough for a start or a destroy with its grace period
-
-
-class SyncDomain:
-    def __init__(self, conn: SyncRemoteConnection, name: str, uuid: str) -> None:
-        self._conn = conn
-        self.name = name
-        self.uuid = uuid
-
-    def _call(self, op: str, **args: Any) -> Any:
-        return self._conn.call(f"domain.{op}", uuid=self.uuid, **args)
-
-    async def start(self, paused: bool = False) -> None:
-        self._call("start", paused=paused)
-
-    async def shutdown(self) -> None:
-        self._call("shutdown")
-
-    async def reboot(self) -> None:
-        self._call("reboot")
-
-    async def reset(self) -> None:
-        self._call("reset")
-
-    async def suspend(self) -> None:
-        self._call("suspend")
-
-    async def resume(self) -> None:
-        self._call("resume")
-
-    async def destroy(self) -> None:
-        self._call("destroy")
-
-    async def undefine(self) -> None:
-        self._call("undefine")
-
-    async def state(self) -> tuple[DomainState, StateReason]:
-        data = self._call("state")
-        state = DomainState[data["state"]]
-        return state, state.reasons[data["reason"]]
-
-    async def info(self) -> DomainInfo:
-        return p.info_from_wire(self._call("info"))
-
-    async def xml(self, inactive: bool = False) -> str:
-        return str(self._call("xml", inactive=inactive))
-
-    async def id(self) -> int | None:
-        value = self._call("id")
-        return int(value) if value is not None else None
 
 
 class SyncRemoteConnection:
@@ -164,7 +113,11 @@ class SyncRemoteConnection:
             raise ProtocolError("The daemon sent a message that is not an object.")
         return message
 
-    def call(self, method: str, **args: Any) -> Any:
+    async def call(self, method: str, **args: Any) -> Any:
+        """The same as :meth:`call_now`, for :class:`DomainCalls` (it never suspends)."""
+        return self.call_now(method, **args)
+
+    def call_now(self, method: str, **args: Any) -> Any:
         self._ids += 1
         call_id = self._ids
         self._send({"type": "call", "id": call_id, "method": method, "args": args})
@@ -179,26 +132,26 @@ class SyncRemoteConnection:
                 return message.get("result")
             # events pushed meanwhile are of no interest to a one-shot command
 
-    def _domain(self, data: dict[str, Any]) -> SyncDomain:
-        return SyncDomain(self, str(data["name"]), str(data["uuid"]))
+    def _domain(self, data: dict[str, Any]) -> DomainCalls:
+        return DomainCalls(self, str(data["name"]), str(data["uuid"]))
 
-    async def list_domains(self) -> list[SyncDomain]:
-        return [SyncDomain(self, s.name, s.uuid) for s in await self.list_summaries()]
+    async def list_domains(self) -> list[DomainCalls]:
+        return [DomainCalls(self, s.name, s.uuid) for s in await self.list_summaries()]
 
     async def list_summaries(self) -> list[DomainSummary]:
-        return [p.summary_from_wire(d) for d in self.call("list_summaries")]
+        return [p.summary_from_wire(d) for d in self.call_now("list_summaries")]
 
-    async def lookup(self, name: str) -> SyncDomain:
-        return self._domain(self.call("lookup", name=name))
+    async def lookup(self, name: str) -> DomainCalls:
+        return self._domain(self.call_now("lookup", name=name))
 
-    async def lookup_by_uuid(self, uuid: str) -> SyncDomain:
-        return self._domain(self.call("lookup_by_uuid", uuid=uuid))
+    async def lookup_by_uuid(self, uuid: str) -> DomainCalls:
+        return self._domain(self.call_now("lookup_by_uuid", uuid=uuid))
 
-    async def define_xml(self, xml: str) -> SyncDomain:
-        return self._domain(self.call("define_xml", xml=xml))
+    async def define_xml(self, xml: str) -> DomainCalls:
+        return self._domain(self.call_now("define_xml", xml=xml))
 
     async def host_info(self) -> HostInfo:
-        return p.host_from_wire(self.call("host_info"))
+        return p.host_from_wire(self.call_now("host_info"))
 
     #: Tells callers that every call blocks (no event loop is involved).
     blocking = True

@@ -1,0 +1,78 @@
+"""A domain reached through a daemon: every method is one call of the protocol.
+
+Shared by the asyncio client (:mod:`drivers.remote.client`) and the blocking one
+(:mod:`drivers.remote.syncclient`); this module loads no asyncio, so the blocking client's
+one-shot commands stay fast.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from drivers.model import DomainInfo, DomainState, StateReason
+from drivers.remote import protocol as p
+
+
+class Caller(Protocol):
+    """What a domain needs from its connection: ``await call(method, **args)``."""
+
+    async def call(self, method: str, **args: Any) -> Any: ...
+
+
+class DomainCalls:
+    """The Domain methods, each a ``domain.*`` call on the connection."""
+
+    def __init__(self, conn: Caller, name: str, uuid: str) -> None:
+        self._conn = conn
+        self._name = name
+        self._uuid = uuid
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+    async def _call(self, op: str, **args: Any) -> Any:
+        return await self._conn.call(f"domain.{op}", uuid=self._uuid, **args)
+
+    async def start(self, paused: bool = False) -> None:
+        await self._call("start", paused=paused)
+
+    async def shutdown(self) -> None:
+        await self._call("shutdown")
+
+    async def reboot(self) -> None:
+        await self._call("reboot")
+
+    async def reset(self) -> None:
+        await self._call("reset")
+
+    async def suspend(self) -> None:
+        await self._call("suspend")
+
+    async def resume(self) -> None:
+        await self._call("resume")
+
+    async def destroy(self) -> None:
+        await self._call("destroy")
+
+    async def undefine(self) -> None:
+        await self._call("undefine")
+
+    async def state(self) -> tuple[DomainState, StateReason]:
+        data = await self._call("state")
+        state = DomainState[data["state"]]
+        return state, state.reasons[data["reason"]]
+
+    async def info(self) -> DomainInfo:
+        return p.info_from_wire(await self._call("info"))
+
+    async def xml(self, inactive: bool = False) -> str:
+        return str(await self._call("xml", inactive=inactive))
+
+    async def id(self) -> int | None:
+        value = await self._call("id")
+        return int(value) if value is not None else None
