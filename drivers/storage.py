@@ -25,7 +25,10 @@ from drivers.errors import (
 )
 from drivers.model import PoolInfo, VolumeInfo
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]{0,199}$")
+VOLUME_NAME_MAX = 200
+VOLUME_CHARS = "A-Za-z0-9._+-"
+"""What an image name may contain (after a first letter or digit)."""
+_NAME = re.compile(rf"^[A-Za-z0-9][{VOLUME_CHARS}]{{0,{VOLUME_NAME_MAX - 1}}}$")
 _SUFFIX = {".qcow2": "qcow2", ".img": "raw", ".raw": "raw", ".iso": "iso"}
 MAX_CAPACITY = 1 << 50  # 1 PiB: anything above is a typo
 

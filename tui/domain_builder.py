@@ -17,7 +17,8 @@ from typing import Literal
 
 from lxml import etree
 
-from drivers.domxml.domain import MAX_VCPUS, NAME_MAX
+from drivers.domxml.domain import MAX_VCPUS, NAME_MAX, NameFault, name_fault
+from drivers.storage import VOLUME_CHARS, VOLUME_NAME_MAX
 
 Boot = Literal["iso", "disk", "kernel"]
 DiskChoice = Literal["none", "new", "existing"]
@@ -36,11 +37,9 @@ VIRT_TYPES: tuple[VirtType, ...] = ("qemu", "kvm")
 MIN_MEMORY_MIB = 16
 MAX_MEMORY_MIB = 4 << 20  # 4 TiB
 MAX_DISK_GIB = 1 << 20  # 1 PiB, the storage pool's own limit
-VOLUME_NAME_MAX = 200
 _SUFFIX: dict[DiskFormat, str] = {"qcow2": ".qcow2", "raw": ".img"}
 
-# The pool's rule for image names (drivers.storage): a letter or digit, then these.
-_VOLUME_CHAR = re.compile(r"[^A-Za-z0-9._+-]")
+_VOLUME_CHAR = re.compile(f"[^{VOLUME_CHARS}]")
 # Linux interface names: at most 15 of these (drivers.domxml.devices).
 _BRIDGE_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}", re.ASCII)
 
@@ -80,21 +79,22 @@ class DomainSpec:
 # --- validation -----------------------------------------------------------------------------
 
 
+_NAME_ADVICE: dict[NameFault, str] = {
+    "empty": "Give the domain a name, e.g. vm1.",
+    "long": "The name is {length} characters long; the limit is {limit}.",
+    "control": "The name contains a control character; use letters, digits and '-'.",
+    "slash": "The name is used as a file name, so it cannot contain '/'.",
+    "dot": "A name starting with '.' would make hidden files; start with a letter or digit.",
+    "space": "The name starts or ends with a space; remove it.",
+}
+
+
 def name_error(name: str) -> str | None:
     """Why ``name`` cannot name a domain (the driver's rules), or None."""
-    if not name:
-        return "Give the domain a name, e.g. vm1."
-    if len(name) > NAME_MAX:
-        return f"The name is {len(name)} characters long; the limit is {NAME_MAX}."
-    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in name):
-        return "The name contains a control character; use letters, digits and '-'."
-    if "/" in name:
-        return "The name is used as a file name, so it cannot contain '/'."
-    if name.startswith("."):
-        return "A name starting with '.' would make hidden files; start with a letter or digit."
-    if name != name.strip():
-        return "The name starts or ends with a space; remove it."
-    return None
+    fault = name_fault(name)
+    if fault is None:
+        return None
+    return _NAME_ADVICE[fault].format(length=len(name), limit=NAME_MAX)
 
 
 def _path_error(path: str, what: str, example: str) -> str | None:

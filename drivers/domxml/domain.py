@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import enum
 import re
-from typing import TypeVar
+from typing import Literal, TypeVar
 
 from lxml import etree
 
@@ -539,35 +539,60 @@ def _tag_name(element: etree._Element) -> str:
     return etree.QName(element).localname if isinstance(element.tag, str) else "?"
 
 
+NameFault = Literal["empty", "long", "control", "slash", "dot", "space"]
+
+
+def name_fault(name: str) -> NameFault | None:
+    """Which of the rules for domain names ``name`` breaks, or None.
+
+    Names become file names (definitions, logs, images), so the rules are those of a
+    portable file name. The XML check and the new-domain form word the fault themselves.
+    """
+    if not name:
+        return "empty"
+    if len(name) > NAME_MAX:
+        return "long"
+    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in name):
+        return "control"
+    if "/" in name:
+        return "slash"
+    if name.startswith("."):
+        return "dot"
+    if name != name.strip():
+        return "space"
+    return None
+
+
 def _check_name(root: etree._Element) -> None:
     node = root.find("name")
     example = "<name>web1</name>"
     if node is None:
         raise InvalidXML(f"The domain has no <name>; write e.g. {example}.")
     name = leaf_text(node, "<name>")
-    if not name:
+    fault = name_fault(name)
+    if fault == "empty":
         raise InvalidXML(f"<name> is empty; write e.g. {example}.")
-    if len(name) > NAME_MAX:
+    if fault == "long":
         raise InvalidXML(
             f"<name> is {len(name)} characters long; the limit is {NAME_MAX}, so write a "
             "shorter name."
         )
-    if any(ord(char) < 0x20 or 0x7F <= ord(char) <= 0x9F for char in name):
+    if fault == "control":
         raise InvalidXML(
             f"<name>: {show(name)} contains a control character (a line break or tab, "
             f"say); write the name on one line, e.g. {example}."
         )
-    if "/" in name:
+    if fault == "slash":
         raise InvalidXML(
             f"<name>: {show(name)} contains '/'; names are used as file names, so write "
             f"it without slashes, e.g. {example}."
         )
-    if name.startswith("."):
+    if fault == "dot":
         raise InvalidXML(
             f"<name>: {show(name)} starts with '.'; names are used as file names and "
             f"these would be hidden, so start with a letter or digit, e.g. {example}."
         )
-    if name != name.strip():
+    if fault == "space":
         raise InvalidXML(
             f"<name>: {show(name)} starts or ends with a space; write <name>{name.strip()}</name>."
         )
