@@ -242,33 +242,20 @@ class HostFormScreen(ModalScreen[HostConfig | None]):
         with Vertical(id="dialog", classes="-form"):
             yield Label("Edit host" if host else "Add host", id="dialog-title")
             with VerticalScroll(id="form-body"):
-                with Horizontal(classes="form-row"):
-                    yield Label("URI", classes="form-label")
-                    yield Input(
-                        host.uri if host else "",
-                        id="uri",
-                        compact=True,
-                        placeholder="qemu+ssh://user@host/system",
-                    )
-                yield Static(id="uri-error", classes="error")
-                with Horizontal(classes="form-row"):
-                    yield Label("Name", classes="form-label")
-                    yield Input(
-                        host.name if host else "",
-                        id="name",
-                        compact=True,
-                        placeholder="(from the URI)",
-                    )
-                yield Static(id="name-error", classes="error")
-                with Horizontal(classes="form-row"):
-                    yield Label("Colour", classes="form-label")
-                    yield Input(
+                for field_id, label, value, placeholder in (
+                    ("uri", "URI", host.uri if host else "", "qemu+ssh://user@host/system"),
+                    ("name", "Name", host.name if host else "", "(from the URI)"),
+                    (
+                        "color",
+                        "Colour",
                         host.color if host else "",
-                        id="color",
-                        compact=True,
-                        placeholder="e.g. #e5a84b or red; a theme colour if empty",
-                    )
-                yield Static(id="color-error", classes="error")
+                        "e.g. #e5a84b or red; a theme colour if empty",
+                    ),
+                ):
+                    with Horizontal(classes="form-row"):
+                        yield Label(label, classes="form-label")
+                        yield Input(value, id=field_id, compact=True, placeholder=placeholder)
+                    yield Static(id=f"{field_id}-error", classes="error")
                 with Horizontal(classes="form-row"):
                     yield Label("Mode", classes="form-label")
                     yield Select(
@@ -347,10 +334,6 @@ class HostFormScreen(ModalScreen[HostConfig | None]):
         )
 
     @on(Input.Submitted)
-    def _submitted(self) -> None:
-        if not self._errors():
-            self.dismiss(self._result())
-
     @on(Button.Pressed, "#save")
     def _save(self) -> None:
         if not self._errors():
