@@ -507,7 +507,9 @@ class VirtdeckApp(App[None]):
         xml = await dom.xml()
         from tui.overview import describe
 
-        reply_to.post_message(DomainXmlLoaded(host, uuid, xml, describe(xml)))
+        # parsing (lxml, a full validation) runs on a thread, not on the UI's event loop
+        overview = await asyncio.to_thread(describe, xml)
+        reply_to.post_message(DomainXmlLoaded(host, uuid, xml, overview))
 
     # --- the one place errors (and bulk results) show --------------------------------------
 
