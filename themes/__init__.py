@@ -68,7 +68,7 @@ class ThemeFailure:
     message: str
 
 
-def _colour(path: Path, key: str, value: object) -> str:
+def _colour(key: str, value: object) -> str:
     if not isinstance(value, str):
         raise ValueError(f"'{key}' must be a colour string such as \"#268bd2\".")
     try:
@@ -96,14 +96,14 @@ def theme_from_toml(path: Path) -> Theme:
         raise ValueError("'name' must be a non-empty string.")
     if "primary" not in data:
         raise ValueError("it sets no 'primary' colour.")
-    colours = {key: _colour(path, key, data[key]) for key in _COLOUR_FIELDS if key in data}
+    colours = {key: _colour(key, data[key]) for key in _COLOUR_FIELDS if key in data}
     dark = data.get("dark", True)
     if not isinstance(dark, bool):
         raise ValueError("'dark' must be true or false.")
     variables = data.get("variables", {})
     if not isinstance(variables, dict):
         raise ValueError('[variables] must be a table of name = "colour".')
-    checked = {str(k): _colour(path, f"variables.{k}", v) for k, v in variables.items()}
+    checked = {str(k): _colour(f"variables.{k}", v) for k, v in variables.items()}
     theme = Theme(
         name=name.strip(),
         primary=colours["primary"],

@@ -12,6 +12,8 @@ TCSS refers to them as ``$state-running`` and so on; rendering code reads them f
 
 from __future__ import annotations
 
+import dataclasses
+
 from textual.theme import Theme
 
 #: Variables every virtdeck theme must define (user themes get these defaults).
@@ -101,21 +103,4 @@ def with_virtdeck_variables(theme: Theme) -> Theme:
     }
     if not missing:
         return theme
-    return Theme(
-        name=theme.name,
-        primary=theme.primary,
-        secondary=theme.secondary,
-        warning=theme.warning,
-        error=theme.error,
-        success=theme.success,
-        accent=theme.accent,
-        foreground=theme.foreground,
-        background=theme.background,
-        surface=theme.surface,
-        panel=theme.panel,
-        boost=theme.boost,
-        dark=theme.dark,
-        luminosity_spread=theme.luminosity_spread,
-        text_alpha=theme.text_alpha,
-        variables={**missing, **theme.variables},
-    )
+    return dataclasses.replace(theme, variables={**missing, **theme.variables})
