@@ -42,6 +42,10 @@ class DomainAction:
     protected: bool = False
     """On a protected host, the host's name must be typed to confirm."""
     show: bool = True
+    by_state: tuple[tuple[DomainState, str], ...] = ()
+    """Another method for rows in these states (pause: resume a paused domain)."""
+    persistent_only: bool = False
+    """Not for transient domains (undefine)."""
 
     @property
     def binding_id(self) -> str:
@@ -49,12 +53,11 @@ class DomainAction:
 
     def method_for(self, row: DomainRow) -> str | None:
         """The Domain method to call for ``row``, or None when the action is not valid for it."""
-        if row.state not in self.states:
+        if row.state not in self.states or (self.persistent_only and not row.persistent):
             return None
-        if self.name == "pause":
-            return "suspend" if row.state is DomainState.RUNNING else "resume"
-        if self.name == "undefine" and not row.persistent:
-            return None
+        for state, method in self.by_state:
+            if state is row.state:
+                return method
         return self.method
 
 
@@ -102,6 +105,7 @@ ACTIONS: tuple[DomainAction, ...] = (
         "paused/resumed",
         frozenset({DomainState.RUNNING, DomainState.PAUSED}),
         "suspend",
+        by_state=((DomainState.PAUSED, "resume"),),
     ),
     DomainAction(
         "reset",
@@ -143,6 +147,7 @@ ACTIONS: tuple[DomainAction, ...] = (
         Danger.TYPED,
         protected=True,
         show=False,
+        persistent_only=True,
     ),
 )
 ACTIONS_BY_NAME = {a.name: a for a in ACTIONS}
