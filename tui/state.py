@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -254,6 +254,20 @@ def event_text(event: Event) -> str:
 # --- the store ------------------------------------------------------------------------------
 
 
+def _counts(rows: Mapping[str, DomainRow]) -> tuple[int, int]:
+    """(running, total) of some rows."""
+    return sum(1 for r in rows.values() if r.state is DomainState.RUNNING), len(rows)
+
+
+def _follow_start(row: DomainRow, state: DomainState, now: float, *, exact: bool) -> None:
+    """Set or clear ``row``'s start time as it goes to ``state`` (active from inactive:
+    started ``now``; inactive: no start time)."""
+    if state.is_active and not row.state.is_active:
+        row.started, row.started_exact = now, exact
+    elif not state.is_active:
+        row.started, row.started_exact = None, False
+
+
 class DomainStore:
     """Hosts and their domains."""
 
@@ -273,17 +287,11 @@ class DomainStore:
 
     def all_counts(self) -> dict[str, tuple[int, int]]:
         """(running, total) of every host, in one pass."""
-        running = DomainState.RUNNING
-        return {
-            name: (sum(1 for r in rows.values() if r.state is running), len(rows))
-            for name, rows in self._by_host.items()
-        }
+        return {name: _counts(rows) for name, rows in self._by_host.items()}
 
     def counts(self, host: str) -> tuple[int, int]:
         """(running, total) of a host."""
-        rows = self._by_host.get(host, {})
-        running = sum(1 for r in rows.values() if r.state is DomainState.RUNNING)
-        return running, len(rows)
+        return _counts(self._by_host.get(host, {}))
 
     def is_lost(self, key: Key) -> bool:
         host = self.hosts.get(key[0])
@@ -316,10 +324,8 @@ class DomainStore:
         return changes
 
     def remove_host(self, name: str) -> Changes:
-        changes = Changes(hosts={name})
-        for row in self._by_host.pop(name, {}).values():
-            del self.rows[row.key]
-            changes.removed.add(row.key)
+        changes = self.clear_host(name)
+        self._by_host.pop(name, None)
         self.hosts.pop(name, None)
         return changes
 
@@ -399,10 +405,7 @@ class DomainStore:
 
     @staticmethod
     def _refresh_row(row: DomainRow, summary: DomainSummary, now: float) -> None:
-        if summary.state.is_active and not row.state.is_active:
-            row.started, row.started_exact = now, False
-        elif not summary.state.is_active:
-            row.started, row.started_exact = None, False
+        _follow_start(row, summary.state, now, exact=False)
         row.name = summary.name
         row.state = summary.state
         row.reason = summary.reason
@@ -458,10 +461,7 @@ class DomainStore:
         if after is None:
             return
         state, reason = after
-        if state.is_active and not row.state.is_active:
-            row.started, row.started_exact = self.clock.wall(), True
-        elif not state.is_active:
-            row.started, row.started_exact = None, False
+        _follow_start(row, state, self.clock.wall(), exact=True)
         row.state, row.reason = state, reason
         changes.hosts.add(name)
         if state is DomainState.SHUTOFF and not row.persistent:
