@@ -403,7 +403,7 @@ class EditXmlScreen(FramedDialog[bool]):
         editor.read_only = False
         editor.move_cursor((0, 0))
         self._say("")
-        self._set_busy(False)
+        self._show_busy()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Driver errors come back as messages; this catches the unexpected ones (which the
@@ -414,12 +414,12 @@ class EditXmlScreen(FramedDialog[bool]):
             error = event.worker.error
             self.pending = None
             self._say(f"Saving failed: {type(error).__name__}: {error}", error=True)
-            self._set_busy(False)
+            self._show_busy()
 
     def on_edit_xml_screen_failed(self, message: Failed) -> None:
         self.pending = None
         self._say(message.message, error=True)
-        self._set_busy(False)
+        self._show_busy()
 
     # --- state -------------------------------------------------------------------------------
 
@@ -428,9 +428,10 @@ class EditXmlScreen(FramedDialog[bool]):
         """True while nothing can be done: loading, or a save in flight."""
         return self.original is None or self.pending is not None
 
-    def _set_busy(self, busy: bool) -> None:
+    def _show_busy(self) -> None:
+        """Enable or disable what :attr:`busy` governs."""
         for button_id in ("#save", "#external"):
-            self.query_one(button_id, Button).disabled = busy or self.original is None
+            self.query_one(button_id, Button).disabled = self.busy
         self.refresh_bindings()
 
     def _say(self, message: str, *, error: bool = False) -> None:
@@ -485,7 +486,7 @@ class EditXmlScreen(FramedDialog[bool]):
             if save:
                 self.pending = text
                 self._say(f"Saving the definition of {self.domain_name}…")
-                self._set_busy(True)
+                self._show_busy()
                 self._define(text, original)
             else:
                 self.editor.focus()
