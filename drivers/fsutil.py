@@ -57,7 +57,7 @@ class WriteBehind:
     """
 
     def __init__(self) -> None:
-        self._pending: dict[Path, bytes | Callable[[], str] | None] = {}
+        self._pending: dict[Path, bytes | str | Callable[[], str] | None] = {}
         self._cond = threading.Condition()
         self._busy = False
         self._thread: threading.Thread | None = None
@@ -65,9 +65,8 @@ class WriteBehind:
 
     def submit(self, path: Path, data: bytes | str | Callable[[], str] | None) -> None:
         """Write ``data`` (or what the callable returns, computed in the thread) to ``path``."""
-        raw = data.encode() if isinstance(data, str) else data
         with self._cond:
-            self._pending[path] = raw
+            self._pending[path] = data
             if self._thread is None:
                 self._thread = threading.Thread(
                     target=self._run, name="virtdeck-status-writer", daemon=True
