@@ -184,9 +184,9 @@ class VirtdeckApp(App[None]):
         """
         opener = self.opener or open_connection
         for host in self.initial_hosts:
-            uri = link_uri(host)
             if host.autoconnect and host.name not in self._head_start:
-                self._head_start[host.name] = asyncio.ensure_future(open_session(uri, opener))
+                session = open_session(link_uri(host), opener)
+                self._head_start[host.name] = asyncio.ensure_future(session)
         if self._head_start:
             # A local daemon answers within this: the first paint then shows the whole
             # table (no empty-table flash, ~20 ms sooner complete). A slow remote host
