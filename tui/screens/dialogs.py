@@ -39,6 +39,14 @@ class FramedDialog(ModalScreen[_Result]):
     """
 
 
+def _heading(title: str, question: str, detail: str) -> ComposeResult:
+    """A confirmation's title, question and (if any) detail, all shown inert."""
+    yield Label(Text(inert(title, one_line=True)), id="dialog-title")
+    yield Static(Text(inert(question)), id="dialog-question")
+    if detail:
+        yield Static(Text(inert(detail)), id="dialog-detail")
+
+
 class ConfirmScreen(ModalScreen[bool]):
     """Yes or no; ``y``/``n`` answer, ``escape`` is no."""
 
@@ -55,10 +63,7 @@ class ConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-danger"):
-            yield Label(Text(inert(self.title_text, one_line=True)), id="dialog-title")
-            yield Static(Text(inert(self.question)), id="dialog-question")
-            if self.detail:
-                yield Static(Text(inert(self.detail)), id="dialog-detail")
+            yield from _heading(self.title_text, self.question, self.detail)
             with Horizontal(id="dialog-buttons"):
                 yield Button("No", id="no", variant="default", compact=True)
                 yield Button(
@@ -101,10 +106,7 @@ class TypedConfirmScreen(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="-danger"):
-            yield Label(Text(inert(self.title_text, one_line=True)), id="dialog-title")
-            yield Static(Text(inert(self.question)), id="dialog-question")
-            if self.detail:
-                yield Static(Text(inert(self.detail)), id="dialog-detail")
+            yield from _heading(self.title_text, self.question, self.detail)
             for index, (prompt, _) in enumerate(self.fields):
                 yield Label(Text(inert(prompt, one_line=True)), classes="field-label")
                 yield Input(id=f"word-{index}", classes="typed", compact=True)
