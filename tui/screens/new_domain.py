@@ -64,13 +64,36 @@ __all__ = ["NewDomainScreen", "highlight_xml"]
 DEBOUNCE = 0.15
 """Seconds of quiet after a change before the errors and the preview are brought up to date."""
 
-_BOOTS: dict[str, Boot] = {"boot-iso": "iso", "boot-disk": "disk", "boot-kernel": "kernel"}
-_DISKS: dict[str, DiskChoice] = {
-    "disk-none": "none",
-    "disk-new": "new",
-    "disk-existing": "existing",
-}
-_NETWORKS: dict[str, Network] = {"net-user": "user", "net-none": "none", "net-bridge": "bridge"}
+# (button id, value, label) of each radio choice; the first is the default.
+_BOOT_CHOICES: tuple[tuple[str, Boot, str], ...] = (
+    ("boot-iso", "iso", "ISO image"),
+    ("boot-disk", "disk", "Existing disk image"),
+    ("boot-kernel", "kernel", "Kernel, initrd and command line"),
+)
+_DISK_CHOICES: tuple[tuple[str, DiskChoice, str], ...] = (
+    ("disk-new", "new", "New image"),
+    ("disk-existing", "existing", "Existing image"),
+    ("disk-none", "none", "None"),
+)
+_NETWORK_CHOICES: tuple[tuple[str, Network, str], ...] = (
+    ("net-user", "user", "User-mode NAT"),
+    ("net-none", "none", "None"),
+    ("net-bridge", "bridge", "Bridge"),
+)
+_BOOTS: dict[str, Boot] = {button: value for button, value, _ in _BOOT_CHOICES}
+_DISKS: dict[str, DiskChoice] = {button: value for button, value, _ in _DISK_CHOICES}
+_NETWORKS: dict[str, Network] = {button: value for button, value, _ in _NETWORK_CHOICES}
+
+
+def _radio_set(set_id: str, choices: tuple[tuple[str, str, str], ...]) -> RadioSet:
+    """A RadioSet of ``choices``, the first pressed (RadioSet also highlights its first)."""
+    buttons = (
+        RadioButton(label, value=index == 0, id=button)
+        for index, (button, _, label) in enumerate(choices)
+    )
+    return RadioSet(*buttons, id=set_id)
+
+
 _CRASH_WORDS: dict[CrashAction, str] = {
     "destroy": "Stop it (destroy)",
     "restart": "Restart it",
@@ -378,12 +401,7 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
                     yield self._field(
                         "boot",
                         "Boot from",
-                        RadioSet(
-                            RadioButton("ISO image", value=True, id="boot-iso"),
-                            RadioButton("Existing disk image", id="boot-disk"),
-                            RadioButton("Kernel, initrd and command line", id="boot-kernel"),
-                            id="boot",
-                        ),
+                        _radio_set("boot", _BOOT_CHOICES),
                     )
                     yield self._field(
                         "iso_path", "ISO image", Select([], prompt="No ISO image", id="iso")
@@ -409,13 +427,7 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
                     yield self._field(
                         "disk",
                         "Disk",
-                        RadioSet(
-                            # The default comes first: RadioSet highlights its first button.
-                            RadioButton("New image", value=True, id="disk-new"),
-                            RadioButton("Existing image", id="disk-existing"),
-                            RadioButton("None", id="disk-none"),
-                            id="disk",
-                        ),
+                        _radio_set("disk", _DISK_CHOICES),
                     )
                     with Horizontal(classes="nd-row", id="new-disk-row"):
                         yield self._field(
@@ -442,12 +454,7 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
                     yield self._field(
                         "network",
                         "Network",
-                        RadioSet(
-                            RadioButton("User-mode NAT", value=True, id="net-user"),
-                            RadioButton("None", id="net-none"),
-                            RadioButton("Bridge", id="net-bridge"),
-                            id="network",
-                        ),
+                        _radio_set("network", _NETWORK_CHOICES),
                     )
                     yield self._field(
                         "bridge",
