@@ -10,6 +10,8 @@
   skips to the next-but-one slot; at 60 FPS a key pressed just after the table redrew for a
   burst of events waited up to 33 ms for its own redraw. Updates still happen only when
   something changed, so this costs no idle CPU and, under a storm of events, no more updates.
+- The load cache (:mod:`tui.load_cache`): the regular expressions and dataclass methods
+  that loading Textual compiles, kept from the previous run.
 """
 
 from __future__ import annotations
@@ -17,16 +19,20 @@ from __future__ import annotations
 import gc
 import os
 
+from tui import load_cache
+
 os.environ.setdefault("TEXTUAL_FPS", "120")
 
 _paused = gc.isenabled()
 if _paused:
     gc.disable()
+load_cache.install()
 
 
 def loaded() -> None:
     """The modules are loaded: freeze what they made and let the collector run again."""
     global _paused
+    load_cache.finish()
     gc.freeze()
     if _paused:
         _paused = False
