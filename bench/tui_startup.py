@@ -195,6 +195,15 @@ class Tui:
     def signal(self, signum: int) -> None:
         self.proc.send_signal(signum)
 
+    def quit(self) -> None:
+        """End the TUI the way a user does (the app exits and the interpreter winds down,
+        writing virtdeck's load cache if the run added to it), then close."""
+        with contextlib.suppress(ProcessLookupError):
+            self.proc.send_signal(signal.SIGUSR1)  # the child's dump(): app.exit()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=15)
+        self.close()
+
     def close(self) -> None:
         with contextlib.suppress(ProcessLookupError):
             self.proc.kill()
@@ -270,10 +279,12 @@ def warm_up(uris: list[str], expect: int, workdir: Path) -> None:
     """One unmeasured run of the TUI: it compiles whatever else a run loads (the terminal
     driver, the remote client, rich's cell-width tables…), which warm_bytecode's imports
     do not reach; without it the measured run would compile them, ~40 ms that an installed
-    virtdeck never spends."""
+    virtdeck never spends. Like a user's first run, it ends with the app quitting, which
+    writes virtdeck's load cache (tui.load_cache) for the runs after it."""
     tui = Tui(uris, expect, workdir)
     try:
         tui.report()
+        tui.quit()
     finally:
         tui.close()
 
@@ -285,7 +296,9 @@ def cold_launch(uris: list[str], expect: int, workdir: Path) -> float:
         stale.unlink()
     tui = Tui(uris, expect, workdir)
     try:
-        return float(tui.report()["ready"]) - tui.launched
+        launch = float(tui.report()["ready"]) - tui.launched
+        tui.quit()
+        return launch
     finally:
         tui.close()
 

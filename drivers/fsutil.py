@@ -10,23 +10,27 @@ from collections.abc import Callable
 from pathlib import Path
 
 
-def atomic_write(path: Path, data: bytes | str, mode: int = 0o600) -> None:
-    """Write ``data`` to ``path`` via a temporary file, fsync and rename."""
+def atomic_write(path: Path, data: bytes | str, mode: int = 0o600, durable: bool = True) -> None:
+    """Write ``data`` to ``path`` via a temporary file and a rename: readers see the old
+    file or the new one, never a part. ``durable``: fsync too, so that the new one also
+    survives a crash (a cache can do without)."""
     raw = data.encode() if isinstance(data, str) else data
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(raw)
-            fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                fh.flush()
+                os.fsync(fh.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    if durable:
+        _fsync_dir(path.parent)
 
 
 def remove(path: Path) -> None:
