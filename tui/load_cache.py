@@ -124,8 +124,13 @@ _state: _State | None = None
 
 
 def cache_path() -> str:
+    """One file per Python installation (an environment), so that two of them sharing a
+    home do not take turns rewriting one file."""
+    import binascii
+
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "virtdeck", f"load-{sys.implementation.cache_tag}.marshal")
+    where = binascii.crc32(f"{sys.prefix}\0{sys.executable}".encode())
+    return os.path.join(base, "virtdeck", f"load-{sys.implementation.cache_tag}-{where:08x}")
 
 
 def _internals() -> tuple[Any, Any]:
