@@ -14,6 +14,7 @@ from drivers.api import Connection
 from drivers.domxml import parse_domain
 from drivers.model import DomainState, EventType, LifecycleEvent
 from tests.tui_forms.helpers import FIXED_XML, SIZE, FormHost, until
+from tui.screens.dialogs import ConfirmScreen
 from tui.screens.edit_xml import (
     NEXT_BOOT,
     EditorError,
@@ -160,6 +161,37 @@ async def test_back_from_the_diff_saves_nothing() -> None:
         assert "<vcpu>4</vcpu>" in screen.editor.text  # the edit is kept
         assert screen.editor.has_focus
         assert app.results == []
+
+
+async def test_escape_in_the_text_closes_an_unchanged_editor_at_once() -> None:
+    app = host_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot, app)
+        assert screen.editor.has_focus
+        await pilot.press("escape")
+        await until(pilot, lambda: app.results != [])
+        assert app.results == [False]
+
+
+async def test_escape_asks_before_dropping_changes() -> None:
+    app = host_app()
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await loaded(pilot, app)
+        set_vcpus(screen, 4)
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert "Discard your changes to snap's XML?" in str(
+            app.screen.query_one("#dialog-question", Static).render()
+        )
+        await pilot.press("n")  # keep editing
+        await until(pilot, lambda: app.screen is screen)
+        assert "<vcpu>4</vcpu>" in screen.editor.text and screen.editor.has_focus
+        await pilot.press("escape")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        await pilot.press("y")
+        await until(pilot, lambda: app.results != [])
+        assert app.results == [False]
+        assert parse_domain(await saved_xml(app)).vcpus == 2  # nothing was saved
 
 
 async def test_a_running_domain_changes_at_its_next_boot() -> None:

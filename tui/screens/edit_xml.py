@@ -36,7 +36,7 @@ from textual.worker import Worker, WorkerState
 from drivers.api import Connection
 from drivers.domxml import parse_domain
 from drivers.errors import InvalidXML, VirtError
-from tui.screens.dialogs import FramedDialog
+from tui.screens.dialogs import ConfirmScreen, FramedDialog
 from tui.text import inert, inert_xml
 from tui.widgets.footer import key_hints
 
@@ -274,7 +274,10 @@ class EditXmlScreen(FramedDialog[bool]):
             "cancel",
             "Cancel",
             id="edit_xml.cancel",
-            tooltip="Close without saving",
+            # ahead of the text area's own escape (leave the text area), so that one
+            # press closes the editor; the buttons have keys of their own
+            priority=True,
+            tooltip="Close without saving (asks first if you changed anything)",
         ),
     ]
 
@@ -576,5 +579,23 @@ class EditXmlScreen(FramedDialog[bool]):
         self.action_cancel()
 
     def action_cancel(self) -> None:
-        if self.pending is None:
+        if self.pending is not None:
+            return
+        if self.original is None or self.editor.text == self.original:
             self.dismiss(False)
+            return
+
+        def answered(discard: bool | None) -> None:
+            if discard:
+                self.dismiss(False)
+            else:
+                self.editor.focus()
+
+        self.app.push_screen(
+            ConfirmScreen(
+                "Discard",
+                f"Discard your changes to {self.domain_name}'s XML?",
+                "Nothing has been saved.",
+            ),
+            answered,
+        )
