@@ -123,12 +123,15 @@ def validate_name(name: str) -> str | None:
 
 def host_name_for(uri: str, taken: Iterable[str] = ()) -> str:
     """A short default name for ``uri`` (its host, else its path), unique among ``taken``."""
+    from drivers.uri import InvalidURI, parse_uri
+
     used = set(taken)
-    rest = uri.split("://", 1)[-1]
-    netloc, _, path = rest.partition("/")
-    host = netloc.rsplit("@", 1)[-1].split(":", 1)[0].strip("[]")
-    path = path.split("?", 1)[0].rstrip("/")
-    base = host or Path(path).stem or "host"
+    try:
+        parsed = parse_uri(uri)
+    except InvalidURI:
+        base = "host"
+    else:
+        base = parsed.host or Path(parsed.path.rstrip("/")).stem or "host"
     base = re.sub(r"[^A-Za-z0-9_.-]", "-", base)[:28].strip("-.") or "host"
     if not base[0].isalnum():
         base = "h" + base
