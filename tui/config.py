@@ -123,7 +123,8 @@ def validate_name(name: str) -> str | None:
 
 def host_name_for(uri: str, taken: Iterable[str] = ()) -> str:
     """A short default name for ``uri`` (its host, else its path), unique among ``taken``."""
-    from drivers.uri import InvalidURI, parse_uri
+    from drivers.errors import InvalidURI
+    from drivers.uri import parse_uri
 
     used = set(taken)
     try:
