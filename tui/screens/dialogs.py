@@ -21,6 +21,8 @@ class FramedDialog(ModalScreen[_Result]):
     """A large dialog (a form, an editor) in a frame over the dimmed screen.
 
     The subclasses' frame is the container with the ``dialog-frame`` class; they size it.
+    Under their content they may put a ``dialog-status`` line (``-error`` when it reports a
+    failure) and a ``dialog-buttons`` row: its ``keys`` line on the left, buttons right.
     """
 
     DEFAULT_CSS = """
@@ -34,6 +36,24 @@ class FramedDialog(ModalScreen[_Result]):
             border-title-color: $text;
             border-title-style: bold;
             padding: 0 1;
+        }
+        & .dialog-status {
+            height: auto;
+            color: $text-muted;
+            &.-error {
+                color: $text-error;
+            }
+        }
+        & .dialog-buttons {
+            height: auto;
+            & > Button {
+                margin-left: 1;
+            }
+            & > .keys {
+                width: 1fr;
+                height: 3;
+                content-align: left middle;
+            }
         }
     }
     """

@@ -196,17 +196,6 @@ class XmlDiffScreen(FramedDialog[bool]):
             width: auto;
             text-wrap: nowrap;
         }
-        #xd-buttons {
-            height: auto;
-            & > Button {
-                margin-left: 1;
-            }
-            & > .keys {
-                width: 1fr;
-                height: 3;
-                content-align: left middle;
-            }
-        }
     }
     """
 
@@ -224,7 +213,7 @@ class XmlDiffScreen(FramedDialog[bool]):
                 )
             with ScrollableContainer(id="xd-scroll"):
                 yield Static(diff_content(self.lines), id="xd-diff")
-            with Horizontal(id="xd-buttons"):
+            with Horizontal(id="xd-buttons", classes="dialog-buttons"):
                 yield Static(id="xd-keys", classes="keys")
                 yield Button("Back", id="back")
                 yield Button("Save", id="confirm", variant="primary")
@@ -294,24 +283,6 @@ class EditXmlScreen(FramedDialog[bool]):
         #ex-editor {
             height: 1fr;
         }
-        #ex-status {
-            height: auto;
-            color: $text-muted;
-            &.-error {
-                color: $text-error;
-            }
-        }
-        #ex-buttons {
-            height: auto;
-            & > Button {
-                margin-left: 1;
-            }
-            & > .keys {
-                width: 1fr;
-                height: 3;
-                content-align: left middle;
-            }
-        }
     }
     """
 
@@ -369,9 +340,11 @@ class EditXmlScreen(FramedDialog[bool]):
                 id="ex-editor",
             )
             yield Static(
-                Text(inert(f"Reading the definition of {self.domain_name}…")), id="ex-status"
+                Text(inert(f"Reading the definition of {self.domain_name}…")),
+                id="ex-status",
+                classes="dialog-status",
             )
-            with Horizontal(id="ex-buttons"):
+            with Horizontal(id="ex-buttons", classes="dialog-buttons"):
                 yield Static(id="ex-keys", classes="keys")
                 yield Button("Open in $EDITOR", id="external", disabled=True)
                 yield Button("Save", id="save", variant="primary", disabled=True)

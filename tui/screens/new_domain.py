@@ -262,24 +262,6 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
         Switch {
             width: auto;
         }
-        #nd-status {
-            height: auto;
-            color: $text-muted;
-            &.-error {
-                color: $text-error;
-            }
-        }
-        #nd-buttons {
-            height: auto;
-            & > Button {
-                margin-left: 1;
-            }
-        }
-        #nd-keys {
-            width: 1fr;
-            height: 3;
-            content-align: left middle;
-        }
         &.-no-preview #nd-preview-box {
             display: none;
         }
@@ -479,9 +461,9 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
                     yield Label("XML preview", classes="nd-heading")
                     with ScrollableContainer(id="nd-preview-scroll"):
                         yield Static(id="nd-preview")
-            yield Static(id="nd-status")
-            with Horizontal(id="nd-buttons"):
-                yield Static(id="nd-keys")
+            yield Static(id="nd-status", classes="dialog-status")
+            with Horizontal(id="nd-buttons", classes="dialog-buttons"):
+                yield Static(id="nd-keys", classes="keys")
                 yield Button("Define", id="define", variant="primary", disabled=True)
                 yield Button(
                     "Define and start", id="define-start", variant="success", disabled=True
