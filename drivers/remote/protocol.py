@@ -62,6 +62,19 @@ class Frame:
     payload: bytes
 
 
+HEADER_SIZE = _HEADER.size
+
+
+def read_header(header: bytes, max_frame: int = MAX_FRAME) -> tuple[int, int]:
+    """A frame header's (length, kind); ProtocolError if no frame may have them."""
+    length, kind = _HEADER.unpack(header)
+    if length < 1 or length > max_frame:
+        raise ProtocolError(f"Frame of {length} bytes refused; frames are 1 to {max_frame} bytes.")
+    if kind not in (JSON, BYTES):
+        raise ProtocolError(f"Unknown frame type {kind}.")
+    return length, kind
+
+
 async def read_frame(reader: ByteReader, max_frame: int = MAX_FRAME) -> Frame:
     """The next frame; raises EOFError at a clean end, ProtocolError on garbage."""
     import asyncio  # here, so one-shot CLI commands using the codec never load asyncio
@@ -72,11 +85,7 @@ async def read_frame(reader: ByteReader, max_frame: int = MAX_FRAME) -> Frame:
         if not err.partial:
             raise EOFError from None
         raise ProtocolError("The peer closed the connection in the middle of a frame.") from err
-    length, kind = _HEADER.unpack(header)
-    if length < 1 or length > max_frame:
-        raise ProtocolError(f"Frame of {length} bytes refused; frames are 1 to {max_frame} bytes.")
-    if kind not in (JSON, BYTES):
-        raise ProtocolError(f"Unknown frame type {kind}.")
+    length, kind = read_header(header, max_frame)
     try:
         payload = await reader.readexactly(length - 1)
     except asyncio.IncompleteReadError as err:

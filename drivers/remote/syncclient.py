@@ -9,15 +9,13 @@ loop. Its event stream (:class:`SyncEventStream`) blocks in the same way, for ``
 
 from __future__ import annotations
 
-import json
 import os
 import socket
-import struct
 import time
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
-from drivers.errors import ConnectionFailed, ConnectionLost, ProtocolError
+from drivers.errors import ConnectionFailed, ConnectionLost
 from drivers.model import (
     ConnectionClosedEvent,
     DomainSummary,
@@ -28,7 +26,6 @@ from drivers.remote import protocol as p
 from drivers.remote.calls import DomainCalls
 from drivers.version import VERSION
 
-_HEADER = struct.Struct(">IB")
 _T = TypeVar("_T")
 TIMEOUT = 120.0  # long enough for a start or a destroy with its grace period
 
@@ -99,19 +96,11 @@ class SyncRemoteConnection:
         self._buffer += chunk
 
     def _receive(self) -> dict[str, Any]:
-        length, kind = _HEADER.unpack(self._read(_HEADER.size))
-        if not 1 <= length <= p.MAX_FRAME:
-            raise ProtocolError(f"The daemon sent a frame of {length} bytes.")
-        payload = self._read(length - 1)
+        length, kind = p.read_header(self._read(p.HEADER_SIZE))
+        frame = p.Frame(kind, self._read(length - 1))
         if kind != p.JSON:
             return {"type": "ignored"}
-        try:
-            message = json.loads(payload)
-        except ValueError as err:
-            raise ProtocolError("The daemon sent a frame that is not JSON.") from err
-        if not isinstance(message, dict):
-            raise ProtocolError("The daemon sent a message that is not an object.")
-        return message
+        return p.decode_message(frame)
 
     async def call(self, method: str, **args: Any) -> Any:
         """The same as :meth:`call_now`, for :class:`DomainCalls` (it never suspends)."""
