@@ -186,6 +186,15 @@ def import_probe() -> Any:
     return vd_cached_probe
 
 
+def run_caching(directory: Path, value: str) -> Any:
+    """One run that imports a probe module saying ``value``, from ``directory``."""
+    write_module(directory, f"VALUE = {value!r}\n")
+    load_cache.install()
+    module = import_probe()
+    loaded_once()
+    return module
+
+
 @pytest.fixture
 def probe_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[Path, Path]]:
     early, late = tmp_path / "early", tmp_path / "late"
@@ -201,10 +210,7 @@ def test_modules_come_from_the_cache_until_their_source_changes(
     cache: Path, probe_dirs: tuple[Path, Path]
 ) -> None:
     _early, late = probe_dirs
-    write_module(late, "VALUE = 'first'\n")
-    load_cache.install()
-    assert import_probe().VALUE == "first"
-    loaded_once()
+    assert run_caching(late, "first").VALUE == "first"
 
     load_cache.install()
     module = import_probe()
@@ -213,10 +219,7 @@ def test_modules_come_from_the_cache_until_their_source_changes(
     assert module.VALUE == "first"
     assert module.__file__ == str(late / "vd_cached_probe.py")
 
-    write_module(late, "VALUE = 'second, longer'\n")
-    load_cache.install()
-    module = import_probe()
-    loaded_once()
+    module = run_caching(late, "second, longer")
     assert type(module.__loader__) is not load_cache._CachedLoader
     assert module.VALUE == "second, longer"
 
@@ -229,10 +232,7 @@ def test_a_new_file_earlier_on_the_path_is_not_shadowed(
     cache: Path, probe_dirs: tuple[Path, Path]
 ) -> None:
     early, late = probe_dirs
-    write_module(late, "VALUE = 'late'\n")
-    load_cache.install()
-    import_probe()
-    loaded_once()
+    run_caching(late, "late")
     time.sleep(0.01)
     write_module(early, "VALUE = 'early'\n")
     load_cache.install()
