@@ -128,7 +128,7 @@ class VirtdeckApp(App[None]):
         self.ticked: Signal[float] = Signal(self, "ticked")
         """Once a second: countdowns and uptimes (text only; never domain state)."""
         self.theme_problems: list[str] = []
-        self._inbox: list[tuple[str, int, tuple[Update, ...]]] = []
+        self._inbox: dict[tuple[str, int], list[Update]] = {}
         self._delivery: asyncio.TimerHandle | None = None
         self._delivered = 0.0
         self._frozen = False
@@ -310,11 +310,12 @@ class VirtdeckApp(App[None]):
     @work(group="hosts", exit_on_error=False, description="host link")
     async def _supervise(self, link: HostLink) -> None:
         name, generation = link.config.name, link.generation
-        await link.relay(lambda batch: self._collect(name, generation, batch))
+        await link.relay(lambda update: self._collect(name, generation, update))
 
-    def _collect(self, name: str, generation: int, batch: tuple[Update, ...]) -> None:
-        """Gather the relays' batches; one HostUpdates message carries them all."""
-        self._inbox.append((name, generation, batch))
+    def _collect(self, name: str, generation: int, update: Update) -> None:
+        """Gather the links' updates, in order per link; one HostUpdates message carries
+        what came in a delivery interval."""
+        self._inbox.setdefault((name, generation), []).append(update)
         if self._delivery is not None:
             return
         loop = asyncio.get_running_loop()
@@ -324,8 +325,9 @@ class VirtdeckApp(App[None]):
     def _deliver(self) -> None:
         self._delivery = None
         self._delivered = asyncio.get_running_loop().time()
-        batches, self._inbox = tuple(self._inbox), []
-        if batches:
+        inbox, self._inbox = self._inbox, {}
+        if inbox:
+            batches = tuple((name, gen, tuple(updates)) for (name, gen), updates in inbox.items())
             self.post_message(HostUpdates(batches))
 
     def _current(self, name: str, generation: int) -> HostLink | None:

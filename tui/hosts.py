@@ -1,14 +1,13 @@
 """One supervisor per host: a :class:`~drivers.reconnect.ReconnectingConnection` whose
-updates are relayed to the app as :class:`~tui.messages.HostUpdates` batches.
+updates are relayed to the app, one by one, as they come.
 
-The relay never touches app state: it only posts messages. Updates that are already
-queued when the relay wakes are sent together (one message per loop iteration), so a burst
-of a thousand events costs a handful of messages, not a thousand.
+The relay never touches app state: it hands each update to a callback, and the app gathers
+what all hosts sent into :class:`~tui.messages.HostUpdates` messages (one per delivery
+interval), so a burst of a thousand events costs a handful of messages, not a thousand.
 """
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 
@@ -25,7 +24,7 @@ from drivers.reconnect import (
 from tui.config import HostConfig, HostMode
 
 Update = LinkStatus | Snapshot | Event
-Post = Callable[[tuple[Update, ...]], None]
+Post = Callable[[Update], None]
 
 _generations = itertools.count(1)
 
@@ -67,27 +66,9 @@ class HostLink:
         return self.link.require()
 
     async def relay(self, post: Post) -> None:
-        """Consume the link's updates until it closes, posting them in batches."""
-        loop = asyncio.get_running_loop()
-        pending: list[Update] = []
-        scheduled = False
-
-        def flush() -> None:
-            nonlocal scheduled
-            scheduled = False
-            if pending:
-                batch = tuple(pending)
-                pending.clear()
-                post(batch)
-
-        try:
-            async for update in self.link.updates():
-                pending.append(update)
-                if not scheduled:
-                    scheduled = True
-                    loop.call_soon(flush)
-        finally:
-            flush()
+        """Consume the link's updates until it closes, handing each to ``post``."""
+        async for update in self.link.updates():
+            post(update)
 
     async def close(self) -> None:
         self.closing = True
