@@ -11,9 +11,9 @@ import hashlib
 from pathlib import Path
 
 from drivers.fsutil import atomic_write
+from drivers.model import DomainState
+from drivers.test import driver as test_driver
 from tui.config import HostConfig, HostMode, cache_dir
-
-TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 
 # (name, MiB, vCPUs, virDomainState number: 1 running, 3 paused, 5 shut off, 6 crashed)
 LAB: tuple[tuple[str, int, int, int], ...] = (
@@ -49,41 +49,20 @@ def _mac(host: str, name: str) -> str:
 
 
 def node_xml(host: str, domains: tuple[tuple[str, int, int, int], ...]) -> str:
-    """A libvirt test-driver ``<node>`` document with ``domains``."""
-    parts = [f"<node xmlns:test='{TEST_NS}'>"]
-    for name, mib, vcpus, state in domains:
-        extra = "\n      <panic model='isa'/>" if state == 6 else ""
-        graphics = (
-            "\n      <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>"
-            if vcpus >= 2
-            else ""
+    """A test-driver ``<node>`` document with ``host``'s ``domains``."""
+    return test_driver.node_xml(
+        test_driver.domain_xml(
+            name,
+            _uuid(host, name),
+            mib,
+            vcpus,
+            mac=_mac(host, name),
+            vnc=vcpus >= 2,
+            panic=state == DomainState.CRASHED,
+            runstate=DomainState(state),
         )
-        parts.append(
-            f"""  <domain type='test'>
-    <name>{name}</name>
-    <uuid>{_uuid(host, name)}</uuid>
-    <memory unit='MiB'>{mib}</memory>
-    <vcpu>{vcpus}</vcpu>
-    <os><type arch='x86_64' machine='q35'>hvm</type><boot dev='hd'/></os>
-    <features><acpi/></features>
-    <devices>
-      <disk type='file' device='disk'>
-        <driver name='qemu' type='qcow2'/>
-        <source file='/var/lib/virtdeck/images/{name}.qcow2'/>
-        <target dev='vda' bus='virtio'/>
-      </disk>
-      <interface type='network'>
-        <mac address='{_mac(host, name)}'/>
-        <source network='default'/>
-        <model type='virtio'/>
-      </interface>
-      <serial type='pty'><target port='0'/></serial>{graphics}{extra}
-    </devices>
-    <test:runstate>{state}</test:runstate>
-  </domain>"""
-        )
-    parts.append("</node>\n")
-    return "\n".join(parts)
+        for name, mib, vcpus, state in domains
+    )
 
 
 def _write(path: Path, text: str) -> None:

@@ -13,8 +13,9 @@ same event handler as real QEMU domains.
 from __future__ import annotations
 
 import asyncio
+import textwrap
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from lxml import etree
@@ -59,7 +60,27 @@ _DEFAULT_REASON: dict[DomainState, StateReason] = {
 }
 
 
-def _domain(name: str, uuid: str, memory_mib: int, vcpus: int, extra: str = "") -> str:
+def domain_xml(
+    name: str,
+    uuid: str,
+    memory_mib: int,
+    vcpus: int,
+    *,
+    mac: str | None = None,
+    vnc: bool = False,
+    panic: bool = False,
+    runstate: DomainState | None = None,
+) -> str:
+    """A test-driver domain: a qcow2 disk in the image directory, a NIC on 'default', a
+    serial console; optionally a MAC address, a VNC display, a pvpanic-like device, and (in
+    a ``<node>`` document) the state it starts in."""
+    mac_line = f"\n      <mac address='{mac}'/>" if mac else ""
+    extra = ""
+    if vnc:
+        extra += "\n    <graphics type='vnc' port='-1' autoport='yes' listen='127.0.0.1'/>"
+    if panic:
+        extra += "\n    <panic model='isa'/>"
+    state = "" if runstate is None else f"\n  <test:runstate>{runstate.value}</test:runstate>"
     return f"""<domain type='test'>
   <name>{name}</name>
   <uuid>{uuid}</uuid>
@@ -73,26 +94,30 @@ def _domain(name: str, uuid: str, memory_mib: int, vcpus: int, extra: str = "") 
       <source file='{IMAGE_DIR}/{name}.qcow2'/>
       <target dev='vda' bus='virtio'/>
     </disk>
-    <interface type='network'><source network='default'/><model type='virtio'/></interface>
+    <interface type='network'>{mac_line}
+      <source network='default'/>
+      <model type='virtio'/>
+    </interface>
     <serial type='pty'><target port='0'/></serial>{extra}
-  </devices>
+  </devices>{state}
 </domain>"""
+
+
+def node_xml(domains: Iterable[str]) -> str:
+    """A ``<node>`` document (what :func:`load_node` reads) holding ``domains``, made by
+    :func:`domain_xml` with their run states."""
+    body = "".join("\n" + textwrap.indent(xml, "  ") for xml in domains)
+    return f"<node xmlns:test='{TEST_NS}'>{body}\n</node>\n"
 
 
 #: (definition, initial state) of test:///default. 'test' is libvirt's own default domain.
 DEFAULT_DOMAINS: tuple[tuple[str, DomainState], ...] = (
-    (_domain("test", "6695eb01-f6a4-8304-79aa-97f2502e193f", 8192, 2), DomainState.RUNNING),
-    (_domain("web1", "0f8d5a0c-31a2-4c41-9a53-8c5e0a6f2b11", 2048, 2), DomainState.RUNNING),
-    (_domain("db1", "3c6e1f52-7d9b-4b8e-a2f4-5a1c9e0d7b22", 4096, 4), DomainState.PAUSED),
-    (_domain("build", "8a2b4c6d-1e3f-4a5b-9c7d-2e4f6a8b0c33", 1024, 1), DomainState.SHUTOFF),
+    (domain_xml("test", "6695eb01-f6a4-8304-79aa-97f2502e193f", 8192, 2), DomainState.RUNNING),
+    (domain_xml("web1", "0f8d5a0c-31a2-4c41-9a53-8c5e0a6f2b11", 2048, 2), DomainState.RUNNING),
+    (domain_xml("db1", "3c6e1f52-7d9b-4b8e-a2f4-5a1c9e0d7b22", 4096, 4), DomainState.PAUSED),
+    (domain_xml("build", "8a2b4c6d-1e3f-4a5b-9c7d-2e4f6a8b0c33", 1024, 1), DomainState.SHUTOFF),
     (
-        _domain(
-            "kernel-dev",
-            "5d7e9f1a-2b3c-4d5e-8f9a-1b2c3d4e5f44",
-            512,
-            1,
-            "\n    <panic model='isa'/>",
-        ),
+        domain_xml("kernel-dev", "5d7e9f1a-2b3c-4d5e-8f9a-1b2c3d4e5f44", 512, 1, panic=True),
         DomainState.CRASHED,
     ),
 )
