@@ -46,6 +46,17 @@ class DetailsScreen(Screen[None]):
             tooltip="Show the domain's event history",
         ),
     ]
+
+    DEFAULT_CSS = """
+    DetailsScreen {
+        & #details-tabs {
+            height: 1fr;
+        }
+        & #overview-body, & #xml-body, & #events-body {
+            padding: 0 1;
+        }
+    }
+    """
     BINDING_GROUP_TITLE = "Details"
 
     def __init__(self, host: str, uuid: str) -> None:
@@ -63,7 +74,7 @@ class DetailsScreen(Screen[None]):
         return self.app
 
     def compose(self) -> ComposeResult:
-        yield Label(id="details-title")
+        yield Label(id="details-title", classes="screen-title")
         with TabbedContent(initial="overview", id="details-tabs"):
             with TabPane("Overview", id="overview"), VerticalScroll():
                 yield Static(Text("Reading the definition…"), id="overview-body")

@@ -59,6 +59,56 @@ class FramedDialog(ModalScreen[_Result]):
     """
 
 
+class Dialog(ModalScreen[_Result]):
+    """A small dialog over the dimmed screen: a confirmation, the help, the host form.
+
+    Its content goes in a ``#dialog`` container (``-danger`` for a dangerous question); the
+    helpers below give it a title, a question, a detail line and a row of buttons.
+    """
+
+    DEFAULT_CSS = """
+    Dialog {
+        align: center middle;
+        background: $background 60%;
+
+        & #dialog {
+            width: 72;
+            max-width: 95%;
+            height: auto;
+            max-height: 90%;
+            padding: 1 2;
+            background: $surface;
+            border: thick $primary;
+            &.-danger {
+                border: thick $error;
+            }
+        }
+        & #dialog-title {
+            text-style: bold;
+            color: $text;
+            margin-bottom: 1;
+        }
+        & #dialog-question {
+            margin-bottom: 1;
+        }
+        & #dialog-detail {
+            color: $text-muted;
+        }
+        & #dialog-buttons {
+            height: auto;
+            margin-top: 1;
+            align-horizontal: right;
+            & > Button {
+                margin-left: 2;
+            }
+        }
+    }
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
 def _heading(title: str, question: str, detail: str) -> ComposeResult:
     """A confirmation's title, question and (if any) detail, all shown inert."""
     yield Label(Text(inert(title, one_line=True)), id="dialog-title")
@@ -67,7 +117,7 @@ def _heading(title: str, question: str, detail: str) -> ComposeResult:
         yield Static(Text(inert(detail)), id="dialog-detail")
 
 
-class ConfirmScreen(ModalScreen[bool]):
+class ConfirmScreen(Dialog[bool]):
     """Yes or no; ``y``/``n`` answer, ``escape`` is no."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
@@ -76,7 +126,7 @@ class ConfirmScreen(ModalScreen[bool]):
     ]
 
     def __init__(self, title: str, question: str, detail: str = "") -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.title_text = title
         self.question = question
         self.detail = detail
@@ -101,12 +151,25 @@ class ConfirmScreen(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class TypedConfirmScreen(ModalScreen[bool]):
+class TypedConfirmScreen(Dialog[bool]):
     """Type each required word (a domain's name, a protected host's name) to go ahead."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="confirm.cancel", tooltip="Leave it be"),
     ]
+
+    DEFAULT_CSS = """
+    TypedConfirmScreen {
+        & .field-label {
+            margin-top: 1;
+            color: $text-muted;
+        }
+        & Input.typed {
+            margin-top: 1;
+            background: $panel;
+        }
+    }
+    """
 
     def __init__(
         self,
@@ -116,7 +179,7 @@ class TypedConfirmScreen(ModalScreen[bool]):
         fields: list[tuple[str, str]],
         option: str | None = None,
     ) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.title_text = title
         self.question = question
         self.detail = detail

@@ -9,8 +9,10 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Label, Static
+
+from tui.screens.dialogs import Dialog
 
 FILTER_HELP = (
     "Filter terms (all must match): web — name contains · re:^web or /^web/ — regex · "
@@ -19,15 +21,28 @@ FILTER_HELP = (
 )
 
 
-class HelpScreen(ModalScreen[None]):
+class HelpScreen(Dialog[None]):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding(
             "escape,q,question_mark", "close", "Close", id="help.close", tooltip="Close the help"
         ),
     ]
 
+    DEFAULT_CSS = """
+    HelpScreen {
+        & #dialog.-help {
+            width: 110;
+            height: 90%;
+        }
+        & #help-scroll {
+            scrollbar-gutter: stable;
+            height: 1fr;
+        }
+    }
+    """
+
     def __init__(self, under: Screen[object]) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.under = under
 
     def _rows(self) -> list[tuple[str, str, Binding]]:

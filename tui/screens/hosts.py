@@ -10,11 +10,12 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen, Screen
+from textual.screen import Screen
 from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, Select, Static
 
 from drivers.reconnect import LinkState
 from tui.config import HostConfig, HostMode, host_name_for, validate_name
+from tui.screens.dialogs import Dialog
 from tui.state import Changes
 from tui.text import inert
 from tui.widgets.host_bar import link_words
@@ -60,6 +61,20 @@ class HostsScreen(Screen[None]):
         ),
         Binding("escape,q", "back", "Back", id="hosts.back", tooltip="Back to the domain table"),
     ]
+
+    DEFAULT_CSS = """
+    HostsScreen {
+        & #host-table {
+            height: 1fr;
+        }
+        & #hosts-note {
+            height: 1;
+            padding: 0 1;
+            color: $text-muted;
+            background: $surface;
+        }
+    }
+    """
     BINDING_GROUP_TITLE = "Hosts"
 
     def __init__(self) -> None:
@@ -73,7 +88,7 @@ class HostsScreen(Screen[None]):
         return self.app
 
     def compose(self) -> ComposeResult:
-        yield Label("Hosts", id="hosts-title")
+        yield Label("Hosts", id="hosts-title", classes="screen-title")
         yield DataTable(id="host-table", cursor_type="row")
         yield Static(id="hosts-note")
         yield Footer()
@@ -225,15 +240,43 @@ class HostsScreen(Screen[None]):
         return {h.name for h in hosts}, {h.config.uri for h in hosts}
 
 
-class HostFormScreen(ModalScreen[HostConfig | None]):
+class HostFormScreen(Dialog[HostConfig | None]):
     """Add or edit a host; the URI is checked as it is typed."""
 
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape", "cancel", "Cancel", id="hostform.cancel", tooltip="Close without saving"),
     ]
 
+    DEFAULT_CSS = """
+    HostFormScreen {
+        & #dialog.-form {
+            width: 76;
+        }
+        & #form-body {
+            height: auto;
+            max-height: 20;
+        }
+        & .form-row {
+            height: auto;
+            margin-top: 1;
+        }
+        & .form-label {
+            width: 8;
+            color: $text-muted;
+        }
+        & .form-row > Input, & .form-row > Select {
+            width: 1fr;
+        }
+        & .error {
+            color: $text-error;
+            height: auto;
+            margin-left: 8;
+        }
+    }
+    """
+
     def __init__(self, host: HostConfig | None, taken: tuple[set[str], set[str]]) -> None:
-        super().__init__(classes="dialog")
+        super().__init__()
         self.host = host
         self.taken_names, self.taken_uris = taken
 
