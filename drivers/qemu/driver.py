@@ -424,7 +424,10 @@ class QemuConnection(RegistryConnection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return super().capabilities | {"console-log"}
+        # 'kvm' only when the operator enabled it (?kvm=on, VIRTDECK_KVM): /dev/kvm alone
+        # does not mean guests run (see the driver's allow_kvm)
+        extra = {"console-log", "kvm"} if self.registry.allow_kvm else {"console-log"}
+        return super().capabilities | extra
 
 
 async def open_embed(uri: URI) -> QemuConnection:

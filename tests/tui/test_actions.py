@@ -238,6 +238,36 @@ async def test_n_opens_the_new_domain_form_and_the_row_comes_by_event(tmp_path: 
         await until(pilot, lambda: state_of(app, "made-in-form") == "running (booted)")
 
 
+async def test_the_form_builds_kvm_domains_only_on_hosts_that_offer_kvm(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from drivers.test.driver import TestConnection
+    from tui.screens.new_domain import NewDomainScreen
+
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewDomainScreen))
+        form = app.screen
+        assert isinstance(form, NewDomainScreen)
+        assert form.kvm_hosts == frozenset()  # TCG: type='qemu'
+        await pilot.press("escape")
+        await until(pilot, lambda: not isinstance(app.screen, NewDomainScreen))
+
+        caps = TestConnection.capabilities.fget  # type: ignore[attr-defined]
+        monkeypatch.setattr(
+            TestConnection, "capabilities", property(lambda conn: caps(conn) | {"kvm"})
+        )
+        await pilot.press("n")
+        await until(pilot, lambda: isinstance(app.screen, NewDomainScreen))
+        form = app.screen
+        assert isinstance(form, NewDomainScreen)
+        assert form.kvm_hosts == frozenset(form.hosts)
+        spec, _errors = form.evaluate()
+        assert spec.virt_type == "kvm"
+
+
 async def test_e_opens_the_xml_editor_on_the_cursor_domain(tmp_path: Path) -> None:
     from tui.screens.edit_xml import EditXmlScreen
 

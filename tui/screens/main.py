@@ -495,7 +495,8 @@ class MainScreen(Screen[None]):
             return
         row = self.cursor_row()
         default = row.host if row is not None and row.host in hosts else next(iter(hosts))
-        self.app.push_screen(NewDomainScreen(hosts, default))
+        kvm = [name for name, conn in hosts.items() if "kvm" in conn.capabilities]
+        self.app.push_screen(NewDomainScreen(hosts, default, kvm_hosts=kvm))
 
     def action_edit_xml(self) -> None:
         from drivers.errors import VirtError
