@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 from textual.message import Message
+from textual.pilot import Pilot
 
 from drivers.errors import HypervisorError
 from drivers.qemu.registry import RuntimeDomain
@@ -22,8 +23,10 @@ from tests.tui.helpers import (
     table,
     until,
 )
+from tui.app import VirtdeckApp
 from tui.messages import HostUpdates
 from tui.screens.dialogs import ConfirmScreen, TypedConfirmScreen
+from tui.screens.new_domain import NewDomainScreen
 
 
 async def test_start_turns_the_row_running_from_the_event(tmp_path: Path) -> None:
@@ -217,18 +220,21 @@ async def test_bulk_partial_failure_lists_each(tmp_path: Path) -> None:
         assert "web1: skipped, it is paused (user)" in notes[0].message
 
 
+async def open_new_domain_form(pilot: Pilot[None], app: VirtdeckApp) -> NewDomainScreen:
+    await pilot.press("n")
+    await until(pilot, lambda: isinstance(app.screen, NewDomainScreen))
+    form = app.screen
+    assert isinstance(form, NewDomainScreen)
+    return form
+
+
 async def test_n_opens_the_new_domain_form_and_the_row_comes_by_event(tmp_path: Path) -> None:
     from textual.widgets import Input
-
-    from tui.screens.new_domain import NewDomainScreen
 
     app = build(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, 5)
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewDomainScreen))
-        form = app.screen
-        assert isinstance(form, NewDomainScreen)
+        form = await open_new_domain_form(pilot, app)
         await until(pilot, lambda: form.names is not None)  # it read the host's names
         form.query_one("#name", Input).focus()
         await pilot.press(*"made-in-form")
@@ -242,15 +248,11 @@ async def test_the_form_builds_kvm_domains_only_on_hosts_that_offer_kvm(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from drivers.test.driver import TestConnection
-    from tui.screens.new_domain import NewDomainScreen
 
     app = build(tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app, 5)
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewDomainScreen))
-        form = app.screen
-        assert isinstance(form, NewDomainScreen)
+        form = await open_new_domain_form(pilot, app)
         assert form.kvm_hosts == frozenset()  # TCG: type='qemu'
         await pilot.press("escape")
         await until(pilot, lambda: not isinstance(app.screen, NewDomainScreen))
@@ -259,10 +261,7 @@ async def test_the_form_builds_kvm_domains_only_on_hosts_that_offer_kvm(
         monkeypatch.setattr(
             TestConnection, "capabilities", property(lambda conn: caps(conn) | {"kvm"})
         )
-        await pilot.press("n")
-        await until(pilot, lambda: isinstance(app.screen, NewDomainScreen))
-        form = app.screen
-        assert isinstance(form, NewDomainScreen)
+        form = await open_new_domain_form(pilot, app)
         assert form.kvm_hosts == frozenset(form.hosts)
         spec, _errors = form.evaluate()
         assert spec.virt_type == "kvm"
