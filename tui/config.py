@@ -22,13 +22,13 @@ This module imports no Textual.
 from __future__ import annotations
 
 import enum
-import os
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 from drivers.fsutil import atomic_write
 from drivers.records import field, record, replace
+from drivers.xdg import virtdeck_dir
 
 DEFAULT_URI = "qemu:///session"
 
@@ -92,8 +92,7 @@ class Config:
 
 
 def config_dir() -> Path:
-    base = os.environ.get("XDG_CONFIG_HOME") or str(Path.home() / ".config")
-    return Path(base) / "virtdeck"
+    return Path(virtdeck_dir("XDG_CONFIG_HOME", ".config"))
 
 
 def config_path() -> Path:
@@ -105,8 +104,7 @@ def themes_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "virtdeck"
+    return Path(virtdeck_dir("XDG_CACHE_HOME", ".cache"))
 
 
 def validate_name(name: str) -> str | None:

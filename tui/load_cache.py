@@ -128,9 +128,11 @@ def cache_path() -> str:
     home do not take turns rewriting one file."""
     import binascii
 
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    from drivers.xdg import virtdeck_dir  # tui.config's cache_dir, before pathlib loads
+
     where = binascii.crc32(f"{sys.prefix}\0{sys.executable}".encode())
-    return os.path.join(base, "virtdeck", f"load-{sys.implementation.cache_tag}-{where:08x}")
+    name = f"load-{sys.implementation.cache_tag}-{where:08x}"
+    return os.path.join(virtdeck_dir("XDG_CACHE_HOME", ".cache"), name)
 
 
 def _internals() -> tuple[Any, Any]:

@@ -10,8 +10,8 @@
   skips to the next-but-one slot; at 60 FPS a key pressed just after the table redrew for a
   burst of events waited up to 33 ms for its own redraw. Updates still happen only when
   something changed, so this costs no idle CPU and, under a storm of events, no more updates.
-- The load cache (:mod:`tui.load_cache`): the regular expressions and dataclass methods
-  that loading Textual compiles, kept from the previous run.
+- The load cache (:mod:`tui.load_cache`): the modules' code, regular expressions and
+  dataclass methods that loading Textual needs, kept from an earlier run.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import os
 from typing import TYPE_CHECKING
 
 from drivers.records import record
+from drivers.xdg import virtdeck_dir
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -40,15 +41,12 @@ class DaemonPaths:
 
 def _session_dirs() -> tuple[str, str]:
     """The per-user daemon's (state, runtime) directories (XDG base directories)."""
-    data_home = os.environ.get("XDG_DATA_HOME") or os.path.join(
-        os.path.expanduser("~"), ".local", "share"
-    )
     runtime_home = os.environ.get("XDG_RUNTIME_DIR")
     if runtime_home:
         runtime = os.path.join(runtime_home, "virtdeck")
     else:
         runtime = os.path.join(os.environ.get("TMPDIR") or "/tmp", f"virtdeck-{os.getuid()}")
-    return os.path.join(data_home, "virtdeck"), runtime
+    return virtdeck_dir("XDG_DATA_HOME", os.path.join(".local", "share")), runtime
 
 
 def local_socket(uri: str) -> str | None:
