@@ -14,6 +14,7 @@ from types import TracebackType
 from drivers.errors import NotSupported
 from drivers.model import (
     ConnectionClosedEvent,
+    DomainIdentity,
     DomainInfo,
     DomainState,
     DomainSummary,
@@ -25,20 +26,12 @@ from drivers.model import (
 )
 
 
-class Domain(abc.ABC):
-    """A handle on one domain of a connection.
+class Domain(DomainIdentity, abc.ABC):
+    """A handle on one domain of a connection (``name`` and ``uuid`` never change).
 
     A handle stays valid while the domain exists; after ``undefine`` of an inactive
     domain every call raises :class:`~drivers.errors.NoSuchDomain`.
     """
-
-    @property
-    @abc.abstractmethod
-    def name(self) -> str: ...
-
-    @property
-    @abc.abstractmethod
-    def uuid(self) -> str: ...
 
     @abc.abstractmethod
     async def start(self, paused: bool = False) -> None:

@@ -379,6 +379,28 @@ class ConnectionClosedEvent(Event):
     lost: bool = True
 
 
+# --- handles ---------------------------------------------------------------------------
+
+
+class DomainIdentity:
+    """What every handle on a domain knows without asking: its name and uuid.
+
+    The base of :class:`drivers.api.Domain`, and of the blocking client's domains (which do
+    not load the API's asyncio)."""
+
+    def __init__(self, name: str, uuid: str) -> None:
+        self._name = name
+        self._uuid = uuid
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def uuid(self) -> str:
+        return self._uuid
+
+
 # --- information about domains and hosts ------------------------------------------------
 
 

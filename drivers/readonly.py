@@ -28,15 +28,8 @@ def _refuse(what: str) -> AccessDenied:
 
 class ReadOnlyDomain(Domain):
     def __init__(self, inner: Domain) -> None:
+        super().__init__(inner.name, inner.uuid)
         self._inner = inner
-
-    @property
-    def name(self) -> str:
-        return self._inner.name
-
-    @property
-    def uuid(self) -> str:
-        return self._inner.uuid
 
     async def start(self, paused: bool = False) -> None:
         raise _refuse("starting a domain")

@@ -177,17 +177,8 @@ class RuntimeDomain(Domain):
     """A handle on a domain of a :class:`DomainRegistry`."""
 
     def __init__(self, registry: DomainRegistry, rt: DomainRuntime) -> None:
+        super().__init__(rt.name, rt.uuid)
         self._registry = registry
-        self._name = rt.name
-        self._uuid = rt.uuid
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def uuid(self) -> str:
-        return self._uuid
 
     @property
     def runtime(self) -> DomainRuntime:

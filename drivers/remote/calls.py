@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from drivers.model import DomainInfo, DomainState, StateReason
+from drivers.model import DomainIdentity, DomainInfo, DomainState, StateReason
 from drivers.remote import protocol as p
 
 
@@ -19,21 +19,12 @@ class Caller(Protocol):
     async def call(self, method: str, **args: Any) -> Any: ...
 
 
-class DomainCalls:
+class DomainCalls(DomainIdentity):
     """The Domain methods, each a ``domain.*`` call on the connection."""
 
     def __init__(self, conn: Caller, name: str, uuid: str) -> None:
+        super().__init__(name, uuid)
         self._conn = conn
-        self._name = name
-        self._uuid = uuid
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def uuid(self) -> str:
-        return self._uuid
 
     async def _call(self, op: str, **args: Any) -> Any:
         return await self._conn.call(f"domain.{op}", uuid=self._uuid, **args)
