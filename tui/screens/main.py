@@ -178,16 +178,15 @@ class MainScreen(Screen[None]):
         )
 
     def _how(self, row: DomainRow) -> RowLook:
-        return RowLook(
-            self.vapp.store.is_lost(row.key), row.key in self.marks, self.busy.get(row.key, "")
-        )
+        return self._look_of(row.key, self.vapp.store.is_lost(row.key))
 
-    def _visible(self, row: DomainRow) -> bool:
-        return self.filter.matches(row, self.vapp.store.is_lost(row.key))
+    def _look_of(self, key: Key, lost: bool) -> RowLook:
+        return RowLook(lost, key in self.marks, self.busy.get(key, ""))
 
     def _refill(self) -> None:
-        rows = [r for r in self.vapp.store.rows.values() if self._visible(r)]
-        self.table.fill((r, self._how(r)) for r in rows)
+        is_lost, matches = self.vapp.store.is_lost, self.filter.matches
+        shown = ((r, is_lost(r.key)) for r in self.vapp.store.rows.values())
+        self.table.fill((r, self._look_of(r.key, lost)) for r, lost in shown if matches(r, lost))
         self._show_hosts()
         self._show_status()
         self.update_bindings()
@@ -265,16 +264,14 @@ class MainScreen(Screen[None]):
         touched = changes.added | changes.updated
         for host in changes.relinked:
             touched |= {r.key for r in store.host_rows(host)}
-        rows, hosts, marks, busy = store.rows, store.hosts, self.marks, self.busy
-        matches = self.filter.matches
+        rows, is_lost, matches = store.rows, store.is_lost, self.filter.matches
         for key in sorted(touched):
             row = rows.get(key)
             if row is None:
                 continue
-            host_state = hosts.get(key[0])
-            lost = host_state is None or host_state.lost
+            lost = is_lost(key)
             if matches(row, lost):
-                _, moved = table.put(row, RowLook(lost, key in marks, busy.get(key, "")))
+                _, moved = table.put(row, self._look_of(key, lost))
                 resort = resort or moved
             elif table.has(key):
                 table.drop(key)
