@@ -18,7 +18,8 @@ _Result = TypeVar("_Result")
 
 
 class FramedDialog(ModalScreen[_Result]):
-    """A large dialog (a form, an editor) in a frame over the dimmed screen.
+    """A large dialog (a form, an editor) in a frame over the screen, which ModalScreen
+    dims.
 
     The subclasses' frame is the container with the ``dialog-frame`` class; they size it.
     Under their content they may put a ``dialog-status`` line (``-error`` when it reports a
@@ -28,7 +29,6 @@ class FramedDialog(ModalScreen[_Result]):
     DEFAULT_CSS = """
     FramedDialog {
         align: center middle;
-        background: $background 60%;
 
         & .dialog-frame {
             background: $surface;
@@ -69,7 +69,6 @@ class Dialog(ModalScreen[_Result]):
     DEFAULT_CSS = """
     Dialog {
         align: center middle;
-        background: $background 60%;
 
         & #dialog {
             width: 72;
@@ -104,9 +103,6 @@ class Dialog(ModalScreen[_Result]):
         }
     }
     """
-
-    def __init__(self) -> None:
-        super().__init__()
 
 
 def _heading(title: str, question: str, detail: str) -> ComposeResult:
