@@ -317,34 +317,30 @@ def _loaded_modules(state: _State) -> dict[str, ModuleSpec]:
 
 
 def _write(state: _State, loaded: dict[str, ModuleSpec]) -> None:
-    blobs: list[bytes] = []
-    modules: dict[str, _Module] = {}
-    offset = 0
-
-    def add(name: str, entry: _Module, blob: bytes) -> None:
-        nonlocal offset
-        modules[name] = (*entry[:4], offset, len(blob))
-        blobs.append(blob)
-        offset += len(blob)
-
     try:
+        # each module's entry, with its code (None: the code is in the old file)
+        used: dict[str, tuple[_Module, bytes | None]] = {}
         for name, spec in loaded.items():
             old = state.modules.get(name)
             if name in state.served and old is not None:
-                add(name, old, state.blob(old))
+                used[name] = (old, None)
                 continue
             origin = spec.origin or ""
             info = os.stat(origin)
             code = SourceFileLoader(name, origin).get_code(name)
             found = spec.submodule_search_locations
             locations = list(found) if found is not None else None
-            add(
-                name, (origin, locations, info.st_mtime_ns, info.st_size, 0, 0), marshal.dumps(code)
-            )
-        others = {n: e for n, e in state.modules.items() if n not in loaded and _current(e)}
-        if len(others) <= len(loaded):
-            for name, entry in others.items():
-                add(name, entry, state.blob(entry))
+            entry = (origin, locations, info.st_mtime_ns, info.st_size, 0, 0)
+            used[name] = (entry, marshal.dumps(code))
+        held = {name: (e, None) for name, e in state.modules.items() if _current(e)}
+        modules: dict[str, _Module] = {}
+        blobs: list[bytes] = []
+        offset = 0
+        for name, (entry, blob) in _keep(used, held).items():
+            blob = state.blob(entry) if blob is None else blob
+            modules[name] = (*entry[:4], offset, len(blob))
+            blobs.append(blob)
+            offset += len(blob)
         patterns = _keep(state.used_patterns, state.patterns)
         code_kept = _keep(state.used_code, state.code)
         index = marshal.dumps((_header(), patterns, code_kept, modules))
@@ -360,6 +356,7 @@ def _write(state: _State, loaded: dict[str, ModuleSpec]) -> None:
 
 
 def _keep(used: dict[Any, Any], held: dict[Any, Any]) -> dict[Any, Any]:
-    """What this run used, and the rest of what the file held if that is not more."""
+    """What this run used, and the rest of what the file held (still valid) if that is not
+    more: the one rule for modules, patterns and code."""
     others = {key: value for key, value in held.items() if key not in used}
     return {**used, **others} if len(others) <= len(used) else dict(used)
