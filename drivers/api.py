@@ -14,12 +14,16 @@ from types import TracebackType
 from drivers.errors import NotSupported
 from drivers.model import (
     ConnectionClosedEvent,
+    DiskCopy,
     DomainIdentity,
     DomainInfo,
     DomainState,
     DomainSummary,
     Event,
     HostInfo,
+    IncomingMigration,
+    JobInfo,
+    MigrationSource,
     PoolInfo,
     StateReason,
     VolumeInfo,
@@ -80,6 +84,84 @@ class Domain(DomainIdentity, abc.ABC):
     @abc.abstractmethod
     async def id(self) -> int | None:
         """The runtime id of an active domain; None when it is shut off."""
+
+    @property
+    def connection(self) -> Connection:
+        """The connection this handle belongs to."""
+        raise NotSupported("This domain handle does not know its connection.")
+
+    # --- migration (optional: capability 'migration') --------------------------------------
+
+    async def migrate(
+        self,
+        dest: Connection,
+        *,
+        live: bool = True,
+        persistent: bool = True,
+        undefine_source: bool = False,
+        copy_storage: str | None = None,
+        bandwidth_mib: int | None = None,
+        max_downtime_ms: int | None = None,
+        migrate_uri: str | None = None,
+        tunnelled: bool = False,
+        offline: bool = False,
+        paused: bool = False,
+        xml: str | None = None,
+        timeout_s: float | None = None,
+        progress: Callable[[JobInfo], None] | None = None,
+    ) -> Domain:
+        """Move this domain to ``dest`` (libvirt's five phases, driven from here); returns
+        the domain's handle on ``dest``. See :func:`drivers.migration.migrate`."""
+        from drivers.migration import migrate
+
+        return await migrate(
+            self,
+            dest,
+            live=live,
+            persistent=persistent,
+            undefine_source=undefine_source,
+            copy_storage=copy_storage,
+            bandwidth_mib=bandwidth_mib,
+            max_downtime_ms=max_downtime_ms,
+            migrate_uri=migrate_uri,
+            tunnelled=tunnelled,
+            offline=offline,
+            paused=paused,
+            xml=xml,
+            timeout_s=timeout_s,
+            progress=progress,
+        )
+
+    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
+        """Begin (source): check the domain can move; its definition and disks."""
+        raise NotSupported(f"Domain '{self.name}' cannot be migrated by this driver.")
+
+    async def migrate_perform(
+        self,
+        uri: str,
+        *,
+        live: bool = True,
+        bandwidth_mib: int | None = None,
+        max_downtime_ms: int | None = None,
+        timeout_s: float | None = None,
+        nbd_host: str | None = None,
+        nbd_port: int = 0,
+        nbd_disks: tuple[str, ...] = (),
+    ) -> JobInfo:
+        """Perform (source): send the guest to ``uri``; the final figures."""
+        raise NotSupported(f"Domain '{self.name}' cannot be migrated by this driver.")
+
+    async def migrate_confirm(self, success: bool, undefine_source: bool = False) -> None:
+        """Confirm (source): end the source's process, or continue it after a failure."""
+        raise NotSupported(f"Domain '{self.name}' cannot be migrated by this driver.")
+
+    async def job_info(self) -> JobInfo:
+        """The current (or last) migration job: ``virsh domjobinfo``."""
+        raise NotSupported(f"Domain '{self.name}' has no jobs on this driver.")
+
+    async def abort_job(self) -> None:
+        """Cancel the running migration: ``virsh domjobabort``."""
+        raise NotSupported(f"Domain '{self.name}' has no jobs on this driver.")
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name} {self.uuid}>"
@@ -148,6 +230,30 @@ class Connection(abc.ABC):
     async def delete_volume(self, name: str) -> None:
         """Delete an image that no running domain uses."""
         raise NotSupported(f"{self.uri} has no storage pool.")
+
+    # --- migration, the destination's phases (optional: capability 'migration') -----------
+
+    async def migrate_prepare(
+        self,
+        xml: str,
+        *,
+        started_wall: float | None = None,
+        copy_disks: tuple[DiskCopy, ...] = (),
+        tunnelled: bool = False,
+    ) -> IncomingMigration:
+        """Prepare (destination): start a QEMU that waits for the migration stream."""
+        raise NotSupported(f"{self.uri} cannot receive migrations.")
+
+    async def migrate_finish(
+        self,
+        uuid: str,
+        *,
+        success: bool,
+        persistent_xml: str | None = None,
+        paused: bool = False,
+    ) -> None:
+        """Finish (destination): start the guest's CPUs, or discard it after a failure."""
+        raise NotSupported(f"{self.uri} cannot receive migrations.")
 
     async def __aenter__(self) -> Connection:
         return self

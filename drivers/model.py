@@ -370,6 +370,104 @@ class ControlErrorEvent(DomainEvent):
     message: str
 
 
+class JobPhase(_Worded):
+    """Where a migration job is, on the side that reports it (libvirt's migration phases)."""
+
+    NONE = 0, "none"
+    BEGIN = 1, "begin"
+    PREPARE = 2, "prepare"
+    PERFORM = 3, "perform"
+    FINISH = 4, "finish"
+    CONFIRM = 5, "confirm"
+    COMPLETED = 6, "completed"
+    FAILED = 7, "failed"
+    CANCELLED = 8, "cancelled"
+
+
+@record(kw_only=True)
+class JobInfo:
+    """What ``virsh domjobinfo`` shows: one domain's current (or last) migration job.
+
+    Byte counts are bytes; rates are per second; times are milliseconds. Figures QEMU has
+    not reported yet are 0 (``None`` for the downtimes, which only exist at the end).
+    """
+
+    #: "none", "unbounded" (running), "completed", "failed" or "cancelled" (virsh's words)
+    type: str = "none"
+    #: "outgoing migration" or "incoming migration"; "" for no job
+    operation: str = ""
+    phase: JobPhase = JobPhase.NONE
+    #: QEMU's migration status (setup, active, device, completed, failed, cancelled …)
+    status: str = ""
+    elapsed_ms: int = 0
+    ram_total: int = 0
+    ram_transferred: int = 0
+    ram_remaining: int = 0
+    ram_rate: float = 0.0  # bytes/s
+    dirty_rate: int = 0  # pages/s
+    page_size: int = 4096
+    iterations: int = 0
+    expected_downtime_ms: int | None = None
+    downtime_ms: int | None = None
+    setup_ms: int | None = None
+    disk_total: int = 0
+    disk_transferred: int = 0
+    disk_remaining: int = 0
+    #: Why the job failed, in words a person can act on; "" otherwise.
+    error: str = ""
+
+    @property
+    def active(self) -> bool:
+        return self.type == "unbounded"
+
+
+@record
+class DiskCopy:
+    """A disk that a migration with copy storage recreates and fills on the destination."""
+
+    target: str  # the guest's device name, e.g. 'vda'
+    path: str
+    format: str  # 'qcow2' or 'raw'
+    capacity_bytes: int
+
+
+@record(kw_only=True)
+class MigrationSource:
+    """What the source tells the client in the Begin phase."""
+
+    #: The definition the destination starts (the live one of an active domain).
+    xml: str
+    #: The persistent definition, if the domain has one (to persist at the destination).
+    persistent_xml: str | None
+    state: DomainState
+    #: When the guest was started (Unix time): its uptime goes on at the destination.
+    started_wall: float | None = None
+    #: The disks with a source image, for copy storage and for the destination's checks.
+    disks: tuple[DiskCopy, ...] = ()
+
+
+@record(kw_only=True)
+class IncomingMigration:
+    """What the destination tells the client in the Prepare phase."""
+
+    name: str
+    uuid: str
+    #: The TCP port its QEMU listens on for the migration stream (0 when tunnelled).
+    port: int = 0
+    #: The port of its NBD server for copy storage (0: none).
+    nbd_port: int = 0
+    #: Disk targets exported over NBD, under their own names.
+    nbd_disks: tuple[str, ...] = ()
+
+
+@record(kw_only=True)
+class JobProgressEvent(DomainEvent):
+    """A migration job of the domain moved on (progress figures or a new phase)."""
+
+    kind: ClassVar[str] = "job-progress"
+    info: JobInfo
+
+
 @record(kw_only=True)
 class ConnectionClosedEvent(Event):
     """The last item of an event stream whose connection ended; ``reason`` says why."""

@@ -96,23 +96,8 @@ class DirectoryPool:
         file = self._file(name)
         if file.exists():
             raise DomainExists(f"The image {name} already exists in {self.path}.")
-        qemu_img = shutil.which("qemu-img")
-        if qemu_img is None:
-            raise NotSupported(
-                "qemu-img is not installed on this host (apt-get install qemu-utils)."
-            )
         self.path.mkdir(parents=True, exist_ok=True)
-        # Create under a temporary name so a half-made image is never seen as a volume.
-        partial = self.path / f".{name}.partial"
-        proc = await asyncio.create_subprocess_exec(
-            qemu_img, "create", "-q", "-f", fmt, str(partial), str(capacity_bytes),
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        _, err = await proc.communicate()
-        if proc.returncode != 0:
-            partial.unlink(missing_ok=True)
-            raise HypervisorError(f"qemu-img could not create {name}: {err.decode().strip()}")
-        os.replace(partial, file)
+        await create_image(file, fmt, capacity_bytes)
         volume = await self._describe(file)
         assert volume is not None
         return volume
@@ -131,6 +116,35 @@ class DirectoryPool:
             file.unlink()
         except OSError as err:
             raise OperationFailed(f"Could not delete {name}: {err.strerror}.") from err
+
+
+async def create_image(file: Path, fmt: str, capacity_bytes: int) -> None:
+    """An empty image at ``file``, made under a temporary name so a half-made image is never
+    seen; raises HypervisorError (or NotSupported without qemu-img)."""
+    qemu_img = shutil.which("qemu-img")
+    if qemu_img is None:
+        raise NotSupported("qemu-img is not installed on this host (apt-get install qemu-utils).")
+    partial = file.with_name(f".{file.name}.partial")
+    proc = await asyncio.create_subprocess_exec(
+        qemu_img, "create", "-q", "-f", fmt, str(partial), str(capacity_bytes),
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, err = await proc.communicate()
+    if proc.returncode != 0:
+        partial.unlink(missing_ok=True)
+        raise HypervisorError(f"qemu-img could not create {file}: {err.decode().strip()}")
+    os.replace(partial, file)
+
+
+async def image_size(file: Path) -> int | None:
+    """The virtual size of a disk image (qcow2 or raw), or None if it cannot be read."""
+    size = await _qcow2_size(file)
+    if size is not None:
+        return size
+    try:
+        return file.stat().st_size
+    except OSError:
+        return None
 
 
 async def _qcow2_size(file: Path) -> int | None:

@@ -35,6 +35,9 @@ class LaunchContext:
     """The per-domain runtime directory, for sockets the XML leaves unnamed."""
     default_emulator: str = "qemu-system-x86_64"
     """The QEMU binary to run when the XML has no ``<emulator>``."""
+    incoming: bool = False
+    """Start as a migration's destination: ``-incoming defer`` (the address comes later,
+    with ``migrate-incoming``)."""
 
 
 # QEMU's ISA pvpanic device listens on I/O port 0x505.
@@ -114,6 +117,20 @@ def chardev_aliases(defn: DomainDef) -> dict[str, list[CharDevDef]]:
         else:
             aliases[f"charconsole{index}"] = [console]
     return aliases
+
+
+def disk_nodes(defn: DomainDef) -> list[tuple[DiskDef, str]]:
+    """Each disk with a source and the block node its device reads (:func:`build_argv`'s
+    names: ``libvirt-N-format`` for qcow2, else ``libvirt-N-storage``; the last disk is 1)."""
+    found: list[tuple[DiskDef, str]] = []
+    number = sum(1 for disk in defn.disks if disk.source is not None)
+    for disk in defn.disks:
+        if disk.source is None:
+            continue
+        kind = "format" if disk.driver_type == "qcow2" else "storage"
+        found.append((disk, f"libvirt-{number}-{kind}"))
+        number -= 1
+    return found
 
 
 def disk_alias(disk: DiskDef) -> str:
@@ -228,6 +245,8 @@ class _Builder:
         self.graphics()
         self.inputs()
         self.misc_devices()
+        if self.ctx.incoming:
+            self.add("-incoming", "defer")
         self.add("-msg", "timestamp=on")
         return self.args
 

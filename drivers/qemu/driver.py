@@ -212,6 +212,13 @@ class QemuRegistry(DomainRegistry):
         directory.mkdir(exist_ok=True, mode=0o700)
         return str(directory / f"{rt.name}-{time.strftime('%Y%m%d-%H%M%S')}.core")
 
+    def tunnel_path(self, name: str, direction: str) -> Path | None:
+        run_dir = self._run_dir(name)
+        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        path = run_dir / f"mig-{direction}.sock"
+        path.unlink(missing_ok=True)
+        return path
+
     def hypervisor_version(self) -> str:
         from drivers.qemu.capabilities import qemu_version
 
@@ -303,7 +310,9 @@ class QemuRegistry(DomainRegistry):
 
         return Monitor(rt.name, on_event=on_event, on_eof=on_eof)
 
-    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend:
+    async def launch(
+        self, rt: DomainRuntime, live: DomainDef, incoming: bool = False
+    ) -> Backend:
         self._check_accel(live)
         emulator = self._emulator_path(live)
         for graphics in live.graphics:
@@ -320,7 +329,10 @@ class QemuRegistry(DomainRegistry):
         log_path = self.log_path(rt.name)
         try:
             ctx = LaunchContext(
-                monitor_fd=listener.fileno(), domain_dir=str(run_dir), default_emulator=emulator
+                monitor_fd=listener.fileno(),
+                domain_dir=str(run_dir),
+                default_emulator=emulator,
+                incoming=incoming,
             )
             argv = build_argv(live, ctx)
             process = QemuProcess.spawn(argv, log_path, pass_fds=(listener.fileno(),))

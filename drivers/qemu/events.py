@@ -77,6 +77,9 @@ class Trigger(enum.StrEnum):
     EOF = "monitor-eof"  # the QMP connection closed: QEMU is gone
     RESET_API = "reset-api"  # the reset API reset the virtual hardware
     RECONCILE = "reconcile"  # reconnect: data alive (bool) and status (QMP query-status)
+    INCOMING = "incoming"  # migration Prepare: QEMU waits for the incoming stream
+    INCOMING_PAUSED = "incoming-paused"  # migration Finish, asked to leave the guest paused
+    RESUME_FAILED = "resume-failed"  # a failed migration's source could not be continued
 
 
 class Action(enum.Enum):
@@ -355,6 +358,10 @@ def _resume(ctx: Context, data: Mapping[str, Any]) -> Outcome:
         row = 14
     elif _is_starting(ctx):
         row = 2
+    elif reason is RunningReason.MIGRATION_CANCELED:
+        row = 37  # a failed or cancelled migration's source continues
+    elif reason is RunningReason.MIGRATED:
+        row = 40  # the destination of a migration starts its CPUs (Finish)
     else:
         row = 11
     flags = replace(ctx.flags, pending_running_reason=None)
@@ -418,7 +425,11 @@ def _eof_destroyed(ctx: Context, data: Mapping[str, Any]) -> bool:
 
 def _eof_after_destroy(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     reason = ctx.flags.stop_reason
-    row = 25 if reason is ShutoffReason.CRASHED else 21  # 25: on_crash=destroy finishing
+    # 25: on_crash=destroy finishing; 36: a migration's source after Confirm; 42: a
+    # migration's destination after a failed Finish
+    row = {ShutoffReason.CRASHED: 25, ShutoffReason.MIGRATED: 36, ShutoffReason.FAILED: 42}.get(
+        reason, 21
+    )
     return _to(
         row, ctx, SHUTOFF, reason, (EventType.STOPPED, stopped_detail(reason)), flags=Flags()
     )
@@ -565,6 +576,29 @@ def _balloon_change(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     return _same(0, ctx, notices=(Notice("balloon-change", {"actual_kib": actual}),))
 
 
+# rows 36-42: migration (rows 36, 37, 40 and 42 are reached through EOF and RESUME) -------
+
+
+def _incoming(ctx: Context, data: Mapping[str, Any]) -> Outcome:
+    event = (EventType.STARTED, StartedDetail.MIGRATED)
+    return _to(39, ctx, PAUSED, PausedReason.MIGRATION, event)
+
+
+def _migration_paused(ctx: Context, data: Mapping[str, Any]) -> bool:
+    return ctx.state is PAUSED and ctx.reason is PausedReason.MIGRATION
+
+
+def _incoming_paused(ctx: Context, data: Mapping[str, Any]) -> Outcome:
+    event = (EventType.SUSPENDED, SuspendedDetail.PAUSED)
+    return _to(41, ctx, PAUSED, PausedReason.USER, event)
+
+
+def _resume_failed(ctx: Context, data: Mapping[str, Any]) -> Outcome:
+    event = (EventType.SUSPENDED, SuspendedDetail.API_ERROR)
+    flags = replace(ctx.flags, pending_running_reason=None)
+    return _to(38, ctx, PAUSED, PausedReason.API_ERROR, event, flags=flags)
+
+
 # reconnect (libvirt-semantics.md §3.7): silent corrections, no events ---------------------
 
 _PAUSED_FROM_QEMU: dict[str, PausedReason] = {
@@ -655,6 +689,9 @@ RULES: tuple[Rule, ...] = (
     Rule(31, T.WAKEUP, _is_active, _wakeup, "wakeup → running (event wakeup)"),
     Rule(32, T.WATCHDOG, _is_active, _watchdog, "watchdog fired"),
     Rule(33, T.BLOCK_IO_ERROR, _is_active, _io_error, "disk I/O error"),
+    Rule(39, T.INCOMING, lambda c, d: _is_starting(c), _incoming, "migration in → paused"),
+    Rule(41, T.INCOMING_PAUSED, _migration_paused, _incoming_paused, "arrived, left paused"),
+    Rule(38, T.RESUME_FAILED, _migration_paused, _resume_failed, "source cannot continue"),
     Rule(0, T.RECONCILE, _always, _reconcile, "reconnect: match what QEMU says"),
     Rule(0, T.RTC_CHANGE, _is_active, _rtc_change, "guest RTC changed"),
     Rule(0, T.BALLOON_CHANGE, _is_active, _balloon_change, "balloon changed"),

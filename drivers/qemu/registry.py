@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import socket
+from pathlib import Path
 
 from drivers.api import Connection, Domain, EventHub, EventStream
 from drivers.domxml import DomainDef, parse_domain
@@ -17,18 +18,23 @@ from drivers.errors import DomainExists, NoSuchDomain, NotSupported, OperationIn
 from drivers.model import (
     ConnectionClosedEvent,
     DefinedDetail,
+    DiskCopy,
     DomainEvent,
     DomainInfo,
     DomainState,
     DomainSummary,
     EventType,
     HostInfo,
+    IncomingMigration,
+    JobInfo,
     LifecycleEvent,
+    MigrationSource,
     PoolInfo,
     StateReason,
     UndefinedDetail,
     VolumeInfo,
 )
+from drivers.qemu import migration
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.storage import DirectoryPool, MemoryPool
 from drivers.version import VERSION
@@ -44,6 +50,9 @@ class DomainRegistry(abc.ABC):
         self.by_name: dict[str, DomainRuntime] = {}
         self.hubs: list[EventHub] = []
         self.pool: DirectoryPool | MemoryPool | None = None
+        self.ports = migration.PortAllocator()
+        #: Migrations on their way in, by domain UUID, from Prepare to Finish.
+        self.incoming: dict[str, migration.Incoming] = {}
 
     def users_of(self, path: str) -> list[str]:
         """Active domains whose disks use the image at ``path``."""
@@ -63,7 +72,9 @@ class DomainRegistry(abc.ABC):
     def remove_definition(self, rt: DomainRuntime) -> None: ...
 
     @abc.abstractmethod
-    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend: ...
+    async def launch(
+        self, rt: DomainRuntime, live: DomainDef, incoming: bool = False
+    ) -> Backend: ...
 
     def check_definition(self, defn: DomainDef) -> None:  # noqa: B027 - optional hook
         """Refuse definitions this driver cannot run (raise a VirtError)."""
@@ -72,6 +83,11 @@ class DomainRegistry(abc.ABC):
         """Write runtime status; in-memory drivers keep nothing."""
 
     def dump_path(self, rt: DomainRuntime) -> str | None:
+        return None
+
+    def tunnel_path(self, name: str, direction: str) -> Path | None:
+        """Where a tunnelled migration's unix socket for domain ``name`` goes ('in' or
+        'out'), or None when this driver cannot tunnel."""
         return None
 
     def hypervisor_version(self) -> str:
@@ -176,9 +192,18 @@ class DomainRegistry(abc.ABC):
 class RuntimeDomain(Domain):
     """A handle on a domain of a :class:`DomainRegistry`."""
 
-    def __init__(self, registry: DomainRegistry, rt: DomainRuntime) -> None:
+    def __init__(
+        self, registry: DomainRegistry, rt: DomainRuntime, conn: Connection | None = None
+    ) -> None:
         super().__init__(rt.name, rt.uuid)
         self._registry = registry
+        self._conn = conn
+
+    @property
+    def connection(self) -> Connection:
+        if self._conn is None:
+            return super().connection
+        return self._conn
 
     @property
     def runtime(self) -> DomainRuntime:
@@ -227,6 +252,42 @@ class RuntimeDomain(Domain):
     async def id(self) -> int | None:
         return self.runtime.domid
 
+    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
+        return await migration.begin(self.runtime, offline)
+
+    async def migrate_perform(
+        self,
+        uri: str,
+        *,
+        live: bool = True,
+        bandwidth_mib: int | None = None,
+        max_downtime_ms: int | None = None,
+        timeout_s: float | None = None,
+        nbd_host: str | None = None,
+        nbd_port: int = 0,
+        nbd_disks: tuple[str, ...] = (),
+    ) -> JobInfo:
+        return await migration.perform(
+            self.runtime,
+            uri,
+            live=live,
+            bandwidth_mib=bandwidth_mib,
+            max_downtime_ms=max_downtime_ms,
+            timeout_s=timeout_s,
+            nbd_host=nbd_host,
+            nbd_port=nbd_port,
+            nbd_disks=nbd_disks,
+        )
+
+    async def migrate_confirm(self, success: bool, undefine_source: bool = False) -> None:
+        await migration.confirm(self._registry, self.runtime, success, undefine_source)
+
+    async def job_info(self) -> JobInfo:
+        return migration.job_info(self.runtime)
+
+    async def abort_job(self) -> None:
+        await migration.abort(self.runtime)
+
 
 class RegistryConnection(Connection):
     """A connection to a driver instance; each has its own event hub."""
@@ -244,7 +305,10 @@ class RegistryConnection(Connection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"storage"}) if self.registry.pool is not None else frozenset()
+        caps = {"migration"}
+        if self.registry.pool is not None:
+            caps.add("storage")
+        return frozenset(caps)
 
     def _pool(self) -> DirectoryPool | MemoryPool:
         self._check_open()
@@ -271,7 +335,56 @@ class RegistryConnection(Connection):
             raise OperationInvalid("This connection is closed; open a new one.")
 
     def _handle(self, rt: DomainRuntime) -> RuntimeDomain:
-        return RuntimeDomain(self.registry, rt)
+        return RuntimeDomain(self.registry, rt, self)
+
+    async def migrate_prepare(
+        self,
+        xml: str,
+        *,
+        started_wall: float | None = None,
+        copy_disks: tuple[DiskCopy, ...] = (),
+        tunnelled: bool = False,
+    ) -> IncomingMigration:
+        self._check_open()
+        tunnel = None
+        if tunnelled:
+            name = parse_domain(xml).name
+            tunnel = self.registry.tunnel_path(name, "in")
+            if tunnel is None:
+                raise migration.unsupported_tunnel(name)
+        result, incoming = await migration.prepare(
+            self.registry,
+            self.registry.ports,
+            xml,
+            started_wall=started_wall,
+            copy_disks=copy_disks,
+            tunnel=tunnel,
+        )
+        self.registry.incoming[result.uuid] = incoming
+        return result
+
+    async def migrate_finish(
+        self,
+        uuid: str,
+        *,
+        success: bool,
+        persistent_xml: str | None = None,
+        paused: bool = False,
+    ) -> None:
+        self._check_open()
+        incoming = self.registry.incoming.pop(uuid.lower(), None)
+        if incoming is None:
+            if not success:
+                return  # Prepare never got this far: nothing to discard
+            raise OperationInvalid(f"No migration of a domain with UUID {uuid} is on its way here.")
+        await migration.finish(
+            self.registry,
+            self.registry.ports,
+            incoming,
+            success=success,
+            persistent_xml=persistent_xml,
+            paused=paused,
+        )
 
     async def list_domains(self) -> list[Domain]:
         self._check_open()

@@ -85,8 +85,9 @@ class Backend(Protocol):
 class Host(Protocol):
     """What the runtime needs from its driver."""
 
-    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend:
-        """Start the hypervisor for ``live`` paused (-S); set ``rt.domid``."""
+    async def launch(self, rt: DomainRuntime, live: DomainDef, incoming: bool = False) -> Backend:
+        """Start the hypervisor for ``live`` paused (-S); set ``rt.domid``. With
+        ``incoming`` it waits for a migration stream (``-incoming defer``)."""
 
     def persist(self, rt: DomainRuntime) -> None:
         """Write the runtime status (called after every change)."""
@@ -166,6 +167,11 @@ class DomainRuntime:
         self._tasks: set[asyncio.Task[None]] = set()
         self.trace: Callable[[Trigger | str, Outcome], None] | None = None
         self._facts: DefinitionFacts | None = None
+        #: QEMU's last MIGRATION event status ('setup', 'active', 'completed', ...), for the
+        #: migration phases that wait on it; None before any.
+        self.migration_status: str | None = None
+        #: The current or last migration job of this domain (drivers.qemu.migration).
+        self.migration: Any = None
 
     # --- reading --------------------------------------------------------------------
 
@@ -231,6 +237,8 @@ class DomainRuntime:
 
         ``when`` is QEMU's timestamp of the event, carried on the events it causes.
         """
+        if trigger == "MIGRATION" and data is not None:
+            self.migration_status = str(data.get("status", ""))
         outcome = events.handle(self.context(), trigger, data)
         if self.trace is not None:
             self.trace(trigger, outcome)
@@ -278,6 +286,11 @@ class DomainRuntime:
         task: asyncio.Task[None] = asyncio.get_running_loop().create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    async def wait_change(self, timeout: float) -> None:
+        """Until the event handler next runs for this domain; TimeoutError after
+        ``timeout`` s."""
+        await asyncio.wait_for(self._changed.wait(), timeout)
 
     async def wait_until(
         self, predicate: Callable[[], bool], what: str, timeout: float = EVENT_WAIT

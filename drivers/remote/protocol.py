@@ -27,6 +27,9 @@ from drivers.model import (
     Event,
     EventType,
     HostInfo,
+    JobInfo,
+    JobPhase,
+    JobProgressEvent,
     LifecycleEvent,
     PoolInfo,
     VolumeInfo,
@@ -257,6 +260,21 @@ def pool_from_wire(d: Any) -> PoolInfo:
     return from_wire(PoolInfo, d)
 
 
+def job_to_wire(j: JobInfo) -> dict[str, Any]:
+    return to_wire(j)
+
+
+def job_from_wire(d: Any) -> JobInfo:
+    if not isinstance(d, dict):
+        raise ProtocolError("Expected an object for JobInfo.")
+    try:
+        data = dict(d)
+        data["phase"] = JobPhase[data.get("phase", "NONE")]
+    except KeyError as err:
+        raise ProtocolError(f"A JobInfo from the daemon has an unknown phase: {err}.") from err
+    return from_wire(JobInfo, data)
+
+
 @functools.cache
 def _event_classes() -> dict[str, type[Event]]:
     found: dict[str, type[Event]] = {}
@@ -274,6 +292,8 @@ def event_to_wire(event: Event) -> dict[str, Any]:
         data[name] = value.name if isinstance(value, EventType) else value
     if isinstance(event, LifecycleEvent):
         data["detail"] = event.detail.name
+    elif isinstance(event, JobProgressEvent):
+        data["info"] = job_to_wire(event.info)
     return data
 
 
@@ -289,4 +309,6 @@ def event_from_wire(data: dict[str, Any]) -> Event:
         fields["detail"] = etype.details[fields["detail"]]
     if cls is ConnectionClosedEvent:
         fields.setdefault("reason", "")
+    if cls is JobProgressEvent:
+        fields["info"] = job_from_wire(fields.get("info"))
     return cls(**fields)

@@ -155,11 +155,13 @@ class TestRegistry(DomainRegistry):
     def remove_definition(self, rt: DomainRuntime) -> None:
         """Definitions live in memory only."""
 
-    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend:
+    async def launch(
+        self, rt: DomainRuntime, live: DomainDef, incoming: bool = False
+    ) -> Backend:
         await asyncio.sleep(0)
         rt.domid = self.next_id()
         live.id = rt.domid
-        return SimulatedQemu(rt)
+        return SimulatedQemu(rt, status="inmigrate" if incoming else "prelaunch")
 
     def next_id(self) -> int:
         ids = [rt.domid for rt in self.by_uuid.values() if rt.domid is not None]

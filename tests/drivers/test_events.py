@@ -53,6 +53,7 @@ class Case:
 
 
 STARTING = (P, PausedReason.STARTING_UP)
+MIGRATING = (P, PausedReason.MIGRATION)
 BOOTED = (R, RunningReason.BOOTED)
 
 CASES = [
@@ -179,7 +180,7 @@ CASES = [
         id="external-cont",
     ),
     Case(
-        11,
+        37,
         (P, PausedReason.MIGRATION),
         "RESUME",
         flags=Flags(pending_running_reason=RunningReason.MIGRATION_CANCELED),
@@ -500,6 +501,80 @@ CASES = [
         expect_actions=(Action.TERMINATE,),
         id="on-reboot-destroy",
     ),
+    # rows 36-42: migration
+    Case(
+        8,
+        BOOTED,
+        "STOP",
+        flags=Flags(migration_out=True),
+        expect_state=MIGRATING,
+        expect_events=("Suspended Migrated",),
+        id="migration-switchover",
+    ),
+    Case(
+        36,
+        MIGRATING,
+        Trigger.EOF,
+        flags=Flags(being_destroyed=True, stop_reason=ShutoffReason.MIGRATED),
+        expect_state=(SO, ShutoffReason.MIGRATED),
+        expect_events=("Stopped Migrated",),
+        id="migration-confirmed",
+    ),
+    Case(
+        37,
+        MIGRATING,
+        "RESUME",
+        flags=Flags(pending_running_reason=RunningReason.MIGRATION_CANCELED),
+        expect_state=(R, RunningReason.MIGRATION_CANCELED),
+        expect_events=("Resumed Migrated",),
+        id="migration-cancelled",
+    ),
+    Case(
+        38,
+        MIGRATING,
+        Trigger.RESUME_FAILED,
+        flags=Flags(pending_running_reason=RunningReason.MIGRATION_CANCELED),
+        expect_state=(P, PausedReason.API_ERROR),
+        expect_events=("Suspended API error",),
+        expect_flags={"pending_running_reason": None},
+        id="migration-cannot-continue",
+    ),
+    Case(
+        39,
+        STARTING,
+        Trigger.INCOMING,
+        expect_state=MIGRATING,
+        expect_events=("Started Migrated",),
+        id="migration-prepared",
+    ),
+    Case(
+        40,
+        MIGRATING,
+        "RESUME",
+        flags=Flags(pending_running_reason=RunningReason.MIGRATED),
+        expect_state=(R, RunningReason.MIGRATED),
+        expect_events=("Resumed Migrated",),
+        id="migration-finished",
+    ),
+    Case(
+        41,
+        MIGRATING,
+        Trigger.INCOMING_PAUSED,
+        expect_state=(P, PausedReason.USER),
+        expect_events=("Suspended Paused",),
+        id="migration-finished-paused",
+    ),
+    Case(
+        42,
+        MIGRATING,
+        Trigger.EOF,
+        flags=Flags(being_destroyed=True, stop_reason=ShutoffReason.FAILED),
+        expect_state=(SO, ShutoffReason.FAILED),
+        expect_events=("Stopped Failed",),
+        id="migration-finish-failed",
+    ),
+    Case(0, BOOTED, Trigger.INCOMING, id="incoming-when-running"),
+    Case(0, BOOTED, Trigger.RESUME_FAILED, id="resume-failed-when-running"),
     Case(0, (SO, ShutoffReason.SHUTDOWN), "STOP", id="stop-inactive"),
     Case(0, (SO, ShutoffReason.SHUTDOWN), Trigger.EOF, id="eof-inactive"),
     Case(0, BOOTED, "MIGRATION_PASS", {"pass": 1}, id="unknown-event"),
@@ -533,10 +608,10 @@ def test_row(case: Case) -> None:
 
 def test_every_row_of_the_table_is_tested() -> None:
     tested = {c.row for c in CASES}
-    assert set(range(1, 36)) - tested == {23}  # row 23 (fake reboot failure) is a driver path
+    assert set(range(1, 43)) - tested == {23}  # row 23 (fake reboot failure) is a driver path
 
 
-def test_rules_cover_rows_1_to_35() -> None:
+def test_rules_cover_rows_1_to_42() -> None:
     rows = {rule.row for rule in RULES}
     assert {
         1,
@@ -562,6 +637,9 @@ def test_rules_cover_rows_1_to_35() -> None:
         32,
         33,
         34,
+        38,
+        39,
+        41,
     } <= rows
 
 

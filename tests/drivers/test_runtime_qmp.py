@@ -74,7 +74,9 @@ class PeerHost:
         self.backend: PeerBackend | None = None
         self.status = {"status": "prelaunch"}
 
-    async def launch(self, rt: DomainRuntime, live: DomainDef) -> Backend:
+    async def launch(
+        self, rt: DomainRuntime, live: DomainDef, incoming: bool = False
+    ) -> Backend:
         self.status["status"] = "prelaunch"
         path = self.directory / f"qmp{len(self.events)}.sock"
         self.peer = QmpPeer(path, qemu_like(self.status))
