@@ -233,6 +233,17 @@ class Connection(abc.ABC):
 
     # --- migration, the destination's phases (optional: capability 'migration') -----------
 
+    async def free_memory(self) -> int:
+        """Bytes of memory the host can still give guests (``virsh freecell``)."""
+        raise NotSupported(f"{self.uri} does not report its free memory.")
+
+    async def migrate_preflight(self, xml: str, copy_storage: bool = False) -> tuple[str, ...]:
+        """Why the domain ``xml`` could not run here after a migration, one sentence per
+        reason (emulator or machine type missing, disks absent without copy storage, not
+        enough free memory, a clash with a domain here); empty when nothing stands in the
+        way."""
+        raise NotSupported(f"{self.uri} cannot receive migrations.")
+
     async def migrate_prepare(
         self,
         xml: str,

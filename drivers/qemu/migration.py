@@ -480,19 +480,13 @@ async def prepare(
     Migrated). Nothing is left behind if anything fails."""
     defn = parse_domain(xml)
     registry.check_definition(defn)
+    clash = _clash(registry, defn)
+    if clash is not None:
+        raise clash
+    problems = registry.cannot_run(defn) + _disk_problems(registry, defn, copy_disks)
+    if problems:
+        raise OperationInvalid(problems[0])
     rt = registry.by_uuid.get(defn.uuid)
-    same_name = registry.by_name.get(defn.name)
-    if same_name is not None and same_name.uuid != defn.uuid:
-        raise DomainExists(
-            f"The destination already has a different domain called '{defn.name}' (UUID "
-            f"{same_name.uuid}); rename one of them first."
-        )
-    if rt is not None and rt.active:
-        raise OperationInvalid(
-            f"Domain '{defn.name}' is already running on the destination; a guest must never "
-            "run twice."
-        )
-    await _check_disks(defn, copy_disks)
     created: list[Path] = []
     taken: list[int] = []
     added = rt is None
@@ -546,30 +540,77 @@ async def prepare(
     return result, incoming
 
 
-async def _check_disks(defn: DomainDef, copy_disks: tuple[DiskCopy, ...]) -> None:
+def _disk_problems(
+    registry: DomainRegistry, defn: DomainDef, copy_disks: tuple[DiskCopy, ...]
+) -> list[str]:
+    problems = []
     copied = {d.path for d in copy_disks}
     for disk in defn.disks:
         source = disk.source
         if source is None or source in copied:
             continue
-        if not Path(source).exists():
-            raise OperationInvalid(
+        if not registry.has_image(source):
+            problems.append(
                 f"Disk {disk.target_dev} of '{defn.name}' ({source}) is not present on the "
                 "destination; share the storage, or migrate with --copy-storage-all."
             )
     for copy in copy_disks:
         parent = Path(copy.path).parent
         if not parent.is_dir():
-            raise OperationInvalid(
+            problems.append(
                 f"The destination has no directory {parent} for disk {copy.target} of "
                 f"'{defn.name}'; create it there first."
             )
-        if Path(copy.path).exists():
-            raise OperationInvalid(
+        elif registry.has_image(copy.path):
+            problems.append(
                 f"The destination already has a file at {copy.path} (disk {copy.target}); "
                 "copy storage does not overwrite images. Move it away, or share the storage "
                 "and leave out --copy-storage-all."
             )
+    return problems
+
+
+def _clash(registry: DomainRegistry, defn: DomainDef) -> VirtError | None:
+    rt = registry.by_uuid.get(defn.uuid)
+    same_name = registry.by_name.get(defn.name)
+    if same_name is not None and same_name.uuid != defn.uuid:
+        return DomainExists(
+            f"The destination already has a different domain called '{defn.name}' (UUID "
+            f"{same_name.uuid}); rename one of them first."
+        )
+    if rt is not None and rt.active:
+        return OperationInvalid(
+            f"Domain '{defn.name}' is already running on the destination; a guest must never "
+            "run twice."
+        )
+    return None
+
+
+async def preflight(registry: DomainRegistry, xml: str, copy_storage: bool) -> list[str]:
+    """Why ``xml`` could not arrive here (see Connection.migrate_preflight)."""
+    try:
+        defn = parse_domain(xml)
+        registry.check_definition(defn)
+    except VirtError as err:
+        return [err.message]
+    reasons = registry.cannot_run(defn)
+    clash = _clash(registry, defn)
+    if clash is not None:
+        reasons.append(clash.message)
+    copies = tuple(
+        DiskCopy(disk.target_dev, disk.source, disk.driver_type or "raw", 0)
+        for disk, _node in disk_nodes(defn)
+        if copy_storage and disk.source is not None and not disk.readonly and disk.device != "cdrom"
+    )
+    reasons += _disk_problems(registry, defn, copies)
+    need = defn.memory_kib * 1024
+    free = registry.free_memory()
+    if need > free:
+        reasons.append(
+            f"'{defn.name}' needs {need >> 20} MiB of memory; the destination has "
+            f"{free >> 20} MiB free."
+        )
+    return reasons
 
 
 async def _create_disks(copy_disks: tuple[DiskCopy, ...]) -> list[Path]:

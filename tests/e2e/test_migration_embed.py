@@ -147,3 +147,25 @@ async def test_abort_rolls_back(hosts: tuple[Connection, Connection]) -> None:
     assert [d.name for d in await dst.list_domains()] == []
     assert (await dom.job_info()).type == "cancelled"
     await rec.close()
+
+
+async def test_preflight_gives_reasons(
+    hosts: tuple[Connection, Connection], short_tmp: Path
+) -> None:
+    _, dst = hosts
+    assert await dst.migrate_preflight(diskless_xml("pf1")) == ()
+    huge = diskless_xml("pf2", memory_mib=1 << 24)
+    missing = diskless_xml("pf3").replace(
+        "<devices>",
+        f"<devices><disk type='file' device='disk'><source file='{short_tmp}/nope.qcow2'/>"
+        "<driver name='qemu' type='qcow2'/><target dev='vda' bus='virtio'/></disk>",
+    )
+    (reason,) = await dst.migrate_preflight(huge)
+    assert "needs 16777216 MiB of memory" in reason
+    (reason,) = await dst.migrate_preflight(missing)
+    assert "is not present on the destination" in reason and "--copy-storage-all" in reason
+    assert await dst.migrate_preflight(missing, copy_storage=True) == ()
+    wrong = diskless_xml("pf4").replace("machine='q35'", "machine='no-such-machine'")
+    (reason,) = await dst.migrate_preflight(wrong)
+    assert "no machine type 'no-such-machine'" in reason
+    assert await dst.free_memory() > 0
