@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from drivers.errors import InvalidArgument, NotSupported, OperationInvalid, VirtError
-from drivers.model import DomainState, JobInfo, JobPhase, JobProgressEvent
+from drivers.model import DiskCopy, DomainState, JobInfo, JobPhase, JobProgressEvent
 from drivers.records import replace
 from drivers.uri import parse_uri
 
@@ -152,6 +152,8 @@ async def migrate(
         return await _offline(dom, dest, begun.persistent_xml or begun.xml, xml, undefine_source)
 
     disks = begun.disks if copy_storage == "all" else ()
+    if disks and xml is not None:
+        disks = _disks_in(xml, disks)
     incoming = await dest.migrate_prepare(
         xml or begun.xml, started_wall=begun.started_wall, copy_disks=disks, tunnelled=tunnelled
     )
@@ -205,6 +207,14 @@ async def migrate(
     if progress is not None:
         progress(replace(final, type="completed", phase=JobPhase.COMPLETED))
     return await dest.lookup_by_uuid(incoming.uuid)
+
+
+def _disks_in(xml: str, disks: tuple[DiskCopy, ...]) -> tuple[DiskCopy, ...]:
+    """The copies to make, at the paths the destination's own XML gives each disk."""
+    from drivers.domxml import parse_domain
+
+    paths = {d.target_dev: d.source for d in parse_domain(xml).disks if d.source is not None}
+    return tuple(replace(d, path=paths.get(d.target, d.path)) for d in disks)
 
 
 async def _roll_back(

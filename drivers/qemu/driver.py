@@ -233,9 +233,7 @@ class QemuRegistry(DomainRegistry):
     def tunnel_path(self, name: str, direction: str) -> Path | None:
         run_dir = self._run_dir(name)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = run_dir / f"mig-{direction}.sock"
-        path.unlink(missing_ok=True)
-        return path
+        return run_dir / f"mig-{direction}.sock"
 
     def hypervisor_version(self) -> str:
         from drivers.qemu.capabilities import qemu_version

@@ -514,6 +514,7 @@ async def prepare(
                     exported = await _export(rt, backend, nbd_port, copy_disks)
                 if tunnel is not None:
                     port = 0
+                    tunnel.unlink(missing_ok=True)
                     await backend.execute("migrate-incoming", {"uri": f"unix:{tunnel}"})
                 else:
                     port = ports.take()
