@@ -267,16 +267,4 @@ async def _pump(stream: AsyncIterator[bytes], sink: TunnelSink) -> None:
         await sink.close()
 
 
-def describe(info: JobInfo) -> str:
-    """One progress line, as ``virsh migrate --verbose`` prints it (plus the figures)."""
-    if info.disk_total and info.status == "mirroring":
-        done = info.disk_transferred / info.disk_total
-        return f"Migration: [{100 * done:3.0f} %] copying disks"
-    total = info.ram_total or 1
-    done = 1 - info.ram_remaining / total if info.ram_total else 0.0
-    if info.type == "completed" or info.status == "completed":
-        done = 1.0
-    return f"Migration: [{100 * done:3.0f} %]"
-
-
-__all__ = ["TunnelEnds", "TunnelSink", "describe", "destination_host", "migrate"]
+__all__ = ["TunnelEnds", "TunnelSink", "destination_host", "migrate"]

@@ -14,6 +14,7 @@ import re
 import shutil
 import signal
 import subprocess
+import sys
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +29,7 @@ from tests.conftest import require, require_qemu
 from tests.e2e.conftest import kill_root_processes
 from tests.e2e.helpers import EventRecorder, guest_xml
 from tests.guest import READY_RE, GuestImage, SerialConsole, require_guest
-from tests.remote.conftest import Session, spawn_daemon
+from tests.remote.conftest import Session, run_cli, spawn_daemon
 
 pytestmark = [pytest.mark.qemu, pytest.mark.guest]
 
@@ -255,3 +256,49 @@ async def test_copy_storage_moves_the_disk_intact(
     await answers(serial_b)
     assert os.path.exists(disk_b)
     assert _raw_digest(disk_b) == expected
+
+
+async def test_cli_migrate_domjobinfo_domjobabort(
+    session: Session,
+    two_hosts: tuple[Host, Host],
+    conns: tuple[Connection, Connection],
+    guest: GuestImage,
+    short_tmp: Path,
+) -> None:
+    h1, h2 = two_hosts
+    src, _ = conns
+    serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
+    dom = await boot(src, "dm5", guest, serial_a)
+    dest_xml = short_tmp / "dest.xml"
+    dest_xml.write_text(guest_xml("dm5", guest, serial_b, uuid=dom.uuid))
+
+    # domjobabort from another process stops a slow migration; the guest stays.
+    slow = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui.cli", "-c", h1.uri, "migrate", "--live", "--bandwidth", "8",
+        "--xml", str(dest_xml), "dm5", h2.uri,
+        stderr=asyncio.subprocess.PIPE, env=session.env(),
+    )  # fmt: skip
+    await _migrating(dom)
+    aborted = await asyncio.to_thread(run_cli, session, "-c", h1.uri, "domjobabort", "dm5")
+    assert aborted.returncode == 0, aborted.stderr
+    _, err = await asyncio.wait_for(slow.communicate(), 30)
+    assert slow.returncode == 1
+    assert "cancelled" in err.decode()
+    info = await asyncio.to_thread(run_cli, session, "-c", h1.uri, "domjobinfo", "dm5")
+    assert info.stdout.startswith("Job type:         Cancelled\n"), info.stdout
+
+    done = await asyncio.to_thread(
+        run_cli, session, "-c", h1.uri, "migrate", "--live", "--persistent", "--undefinesource",
+        "--verbose", "--xml", str(dest_xml), "dm5", h2.uri,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert "Migration: [100 %]" in done.stderr
+    state = await asyncio.to_thread(run_cli, session, "-c", h2.uri, "domstate", "--reason", "dm5")
+    assert state.stdout == "running (migrated)\n\n"
+    info = await asyncio.to_thread(run_cli, session, "-c", h2.uri, "domjobinfo", "dm5")
+    assert info.stdout.startswith("Job type:         Completed\nOperation:        Incoming"), (
+        info.stdout
+    )
+    gone = await asyncio.to_thread(run_cli, session, "-c", h1.uri, "domstate", "dm5")
+    assert gone.returncode == 1 and "not found" in gone.stderr
+    await answers(serial_b)
