@@ -44,7 +44,7 @@ from drivers.errors import (
     OperationFailed,
     VirtError,
 )
-from drivers.model import DomainState
+from drivers.model import DomainState, PausedReason
 from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
@@ -297,6 +297,10 @@ class QemuRegistry(DomainRegistry):
                 process.close()
                 alive = False
         rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
+        if alive and (rt.flags.migration_out or rt.reason is PausedReason.MIGRATION):
+            from drivers.qemu.migration import recover
+
+            await recover(rt, qemu_status)
 
     # --- launching ----------------------------------------------------------------------
 

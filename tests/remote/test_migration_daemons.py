@@ -15,7 +15,8 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -301,4 +302,74 @@ async def test_cli_migrate_domjobinfo_domjobabort(
     )
     gone = await asyncio.to_thread(run_cli, session, "-c", h1.uri, "domstate", "dm5")
     assert gone.returncode == 1 and "not found" in gone.stderr
+    await answers(serial_b)
+
+
+async def _until(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
+    deadline = time.monotonic() + timeout
+    while not await predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.05)
+
+
+async def test_client_killed_mid_migration_rolls_back(
+    session: Session,
+    two_hosts: tuple[Host, Host],
+    conns: tuple[Connection, Connection],
+    guest: GuestImage,
+    short_tmp: Path,
+) -> None:
+    """The CLI running a (non-live) migration is SIGKILLed: both daemons see their client
+    go; the destination discards its copy, the source takes the guest back."""
+    h1, h2 = two_hosts
+    src, dst = conns
+    serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
+    dom = await boot(src, "dm6", guest, serial_a)
+    dest_xml = short_tmp / "dest.xml"
+    dest_xml.write_text(guest_xml("dm6", guest, serial_b, uuid=dom.uuid))
+    client = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tui.cli", "-c", h1.uri, "migrate", "--bandwidth", "8",
+        "--xml", str(dest_xml), "dm6", h2.uri, env=session.env(),
+    )  # fmt: skip
+    await _migrating(dom)
+    assert await words(src, "dm6") == "paused (migrating)"  # not --live: paused for the copy
+    client.kill()
+    await client.wait()
+
+    async def rolled_back() -> bool:
+        names = [d.name for d in await dst.list_domains()]
+        return not names and await words(src, "dm6") == "running (migration canceled)"
+
+    await _until(rolled_back, "the destination discarded its copy and the source continued")
+    await answers(serial_a)
+
+
+async def test_source_daemon_killed_mid_migration_recovers(
+    session: Session,
+    two_hosts: tuple[Host, Host],
+    conns: tuple[Connection, Connection],
+    guest: GuestImage,
+    short_tmp: Path,
+) -> None:
+    h1, _ = two_hosts
+    src, dst = conns
+    serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
+    dom = await boot(src, "dm7", guest, serial_a)
+    xml = guest_xml("dm7", guest, serial_b, uuid=dom.uuid)
+    task = asyncio.create_task(dom.migrate(dst, xml=xml, live=True, bandwidth_mib=8))
+    await _migrating(dom)
+    h1.proc.send_signal(signal.SIGKILL)
+    h1.proc.wait(10)
+    with pytest.raises(drivers.ConnectionLost):
+        await task
+    assert [d.name for d in await dst.list_domains()] == []  # rolled back there
+    h1.socket.unlink()  # the killed daemon's; spawn_daemon waits for the new one's
+    h1.proc = spawn_daemon(session, h1.socket, driver=f"qemu:///embed?root={h1.root}")
+    async with await drivers.open(h1.uri) as again:
+        assert await words(again, "dm7") in ("running (booted)", "running (migration canceled)")
+        await answers(serial_a)
+        # Nothing of the broken migration is left: the next one goes through.
+        moved = await (await again.lookup("dm7")).migrate(dst, xml=xml)
+        assert await words(dst, moved.name) == "running (migrated)"
     await answers(serial_b)
