@@ -330,9 +330,7 @@ class QemuRegistry(DomainRegistry):
 
         return Monitor(rt.name, on_event=on_event, on_eof=on_eof)
 
-    async def launch(
-        self, rt: DomainRuntime, live: DomainDef, incoming: bool = False
-    ) -> Backend:
+    async def launch(self, rt: DomainRuntime, live: DomainDef, incoming: bool = False) -> Backend:
         self._check_accel(live)
         emulator = self._emulator_path(live)
         for graphics in live.graphics:

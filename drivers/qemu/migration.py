@@ -517,7 +517,6 @@ class Incoming:
 
 async def prepare(
     registry: DomainRegistry,
-    ports: PortAllocator,
     xml: str,
     *,
     started_wall: float | None = None,
@@ -526,6 +525,7 @@ async def prepare(
 ) -> tuple[IncomingMigration, Incoming]:
     """Prepare: start QEMU waiting for the migration stream (paused (migrating), Started
     Migrated). Nothing is left behind if anything fails."""
+    ports = registry.ports
     defn = parse_domain(xml)
     registry.check_definition(defn)
     clash = _clash(registry, defn)
@@ -707,7 +707,6 @@ async def _export(
 
 async def finish(
     registry: DomainRegistry,
-    ports: PortAllocator,
     incoming: Incoming,
     *,
     success: bool,
@@ -720,7 +719,7 @@ async def finish(
     rt = incoming.rt
     job: Job | None = rt.migration
     for port in incoming.ports:
-        ports.give_back(port)
+        registry.ports.give_back(port)
     defined_here = False
     try:
         if not success:

@@ -104,6 +104,13 @@ class DomainRegistry(abc.ABC):
         'out'), or None when this driver cannot tunnel."""
         return None
 
+    def tunnel(self, name: str, direction: str) -> Path:
+        """:meth:`tunnel_path`, or NotSupported when this driver cannot tunnel."""
+        path = self.tunnel_path(name, direction)
+        if path is None:
+            raise migration.unsupported_tunnel(name)
+        return path
+
     def hypervisor_version(self) -> str:
         return VERSION
 
@@ -362,13 +369,9 @@ class RegistryConnection(Connection):
         self._check_open()
         tunnel = None
         if tunnelled:
-            name = parse_domain(xml).name
-            tunnel = self.registry.tunnel_path(name, "in")
-            if tunnel is None:
-                raise migration.unsupported_tunnel(name)
+            tunnel = self.registry.tunnel(parse_domain(xml).name, "in")
         result, incoming = await migration.prepare(
             self.registry,
-            self.registry.ports,
             xml,
             started_wall=started_wall,
             copy_disks=copy_disks,
@@ -387,11 +390,7 @@ class RegistryConnection(Connection):
 
     async def tunnel_socket(self, uuid: str, direction: str) -> str:
         self._check_open()
-        rt = self.registry.get_uuid(uuid)
-        path = self.registry.tunnel_path(rt.name, direction)
-        if path is None:
-            raise migration.unsupported_tunnel(rt.name)
-        return str(path)
+        return str(self.registry.tunnel(self.registry.get_uuid(uuid).name, direction))
 
     async def migrate_finish(
         self,
@@ -409,7 +408,6 @@ class RegistryConnection(Connection):
             raise OperationInvalid(f"No migration of a domain with UUID {uuid} is on its way here.")
         await migration.finish(
             self.registry,
-            self.registry.ports,
             incoming,
             success=success,
             persistent_xml=persistent_xml,

@@ -159,9 +159,7 @@ class TestRegistry(DomainRegistry):
     def remove_definition(self, rt: DomainRuntime) -> None:
         """Definitions live in memory only."""
 
-    async def launch(
-        self, rt: DomainRuntime, live: DomainDef, incoming: bool = False
-    ) -> Backend:
+    async def launch(self, rt: DomainRuntime, live: DomainDef, incoming: bool = False) -> Backend:
         await asyncio.sleep(0)
         rt.domid = self.next_id()
         live.id = rt.domid

@@ -126,21 +126,12 @@ def netns_hosts(base: Path, routed: bool) -> Iterator[tuple[NetnsHost, NetnsHost
 
 
 @pytest.fixture
-async def routed(
-    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+async def netns_conns(
+    request: pytest.FixtureRequest, short_tmp: Path, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[Connection, Connection]]:
+    """Connections to the two hosts; ``request.param`` is "routed" or "isolated"."""
     monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    with netns_hosts(short_tmp, routed=True) as (h1, h2):
-        async with await drivers.open(h1.uri) as a, await drivers.open(h2.uri) as b:
-            yield a, b
-
-
-@pytest.fixture
-async def isolated(
-    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
-) -> AsyncIterator[tuple[Connection, Connection]]:
-    monkeypatch.delenv("SSH_AUTH_SOCK", raising=False)
-    with netns_hosts(short_tmp, routed=False) as (h1, h2):
+    with netns_hosts(short_tmp, routed=request.param == "routed") as (h1, h2):
         async with await drivers.open(h1.uri) as a, await drivers.open(h2.uri) as b:
             yield a, b
 
@@ -199,20 +190,22 @@ async def _migrate_and_check(
     return seen[-1]
 
 
+@pytest.mark.parametrize("netns_conns", ["routed"], indirect=True)
 async def test_live_migration_between_namespaces_over_ssh(
-    routed: tuple[Connection, Connection], short_tmp: Path
+    netns_conns: tuple[Connection, Connection], short_tmp: Path
 ) -> None:
-    src, dst = routed
+    src, dst = netns_conns
     await _boot(src, "ns1", short_tmp / "ns1-a.sock")
     final = await _migrate_and_check(src, dst, "ns1", short_tmp, tunnelled=False)
     print(f"direct over veth: {final.elapsed_ms} ms, {_rate(final):.0f} MiB/s, "
           f"downtime {final.downtime_ms} ms")  # fmt: skip
 
 
+@pytest.mark.parametrize("netns_conns", ["isolated"], indirect=True)
 async def test_hosts_that_cannot_reach_each_other_migrate_tunnelled(
-    isolated: tuple[Connection, Connection], short_tmp: Path
+    netns_conns: tuple[Connection, Connection], short_tmp: Path
 ) -> None:
-    src, dst = isolated
+    src, dst = netns_conns
     await _boot(src, "ns2", short_tmp / "ns2-a.sock")
     dom = await src.lookup("ns2")
     xml = guest_xml("ns2", require_guest(), short_tmp / "ns2-b.sock", uuid=dom.uuid)
