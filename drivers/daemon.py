@@ -204,8 +204,24 @@ def _detach() -> None:
     os.setsid()
 
 
+def _set_title(argv: list[str]) -> None:
+    """Show as ``virtdeckd --session`` in ps and as ``virtdeckd`` in top and pgrep, as
+    libvirtd does, instead of ``python3 -m drivers.daemon …``."""
+    # Within the room of the original command line: setproctitle otherwise moves the
+    # environment to make space, and /proc/PID/environ would no longer show it.
+    os.environ.setdefault("SPT_NOENV", "1")
+    try:
+        import setproctitle
+    except ImportError:  # a checkout run without the dependency installed
+        return
+    words = [word for word in argv if word != "--detach"]
+    setproctitle.setproctitle(" ".join(["virtdeckd", *words]))
+    setproctitle.setthreadtitle("virtdeckd")  # the name top and pgrep show (comm)
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parse(argv)
+    _set_title(sys.argv[1:] if argv is None else argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         stream=sys.stderr,

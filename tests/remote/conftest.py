@@ -60,7 +60,8 @@ class Session:
                 environ = (proc / "environ").read_bytes()
             except OSError:
                 continue
-            if b"drivers.daemon" in cmdline and marker in environ.split(b"\0"):
+            daemon = b"drivers.daemon" in cmdline or cmdline.startswith(b"virtdeckd")
+            if daemon and marker in environ.split(b"\0"):
                 found.append(int(proc.name))
         return found
 

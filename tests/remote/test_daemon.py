@@ -8,6 +8,7 @@ import stat
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -165,3 +166,18 @@ async def test_stdio_serves_one_client() -> None:
                 proc.kill()
                 await proc.wait()
     assert time.monotonic() - started < 10
+
+
+async def test_daemon_shows_as_virtdeckd(session: Session) -> None:
+    """ps, top and pgrep find the daemon by the name people look for, as with libvirtd."""
+    conn = await drivers.open("qemu:///session")
+    try:
+        (pid,) = session.daemon_pids()
+        comm = Path(f"/proc/{pid}/comm").read_text().strip()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").strip()
+        assert comm == "virtdeckd"
+        assert cmdline.startswith(b"virtdeckd --session"), cmdline
+        found = subprocess.run(["pgrep", "-x", "virtdeckd"], capture_output=True, text=True)
+        assert str(pid) in found.stdout.split()
+    finally:
+        await conn.close()

@@ -43,7 +43,7 @@ def remote_daemons(sshd: Sshd) -> list[int]:
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"drivers.daemon" in cmdline:
+        if b"drivers.daemon" in cmdline or cmdline.startswith(b"virtdeckd"):
             found.append(pid)
     return found
 
