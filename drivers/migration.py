@@ -157,6 +157,8 @@ async def migrate(
     if offline:
         return await _offline(dom, dest, begun.persistent_xml or begun.xml, xml, undefine_source)
 
+    # As libvirt's client does: a guest that was paused at the source stays paused.
+    paused = paused or begun.state is DomainState.PAUSED
     disks = begun.disks if copy_storage == "all" else ()
     if disks and xml is not None:
         disks = _disks_in(xml, disks)
