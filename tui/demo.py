@@ -48,20 +48,27 @@ def _mac(host: str, name: str) -> str:
     return "52:54:00:" + ":".join(digest[i : i + 2] for i in (0, 2, 4))
 
 
+#: The hosts' memory in KiB: lab is the big one, where demo's guests can be migrated to.
+MEMORY_KIB = {"lab": 256 << 20, "edge": 16 << 20}
+
+
 def node_xml(host: str, domains: tuple[tuple[str, int, int, int], ...]) -> str:
     """A test-driver ``<node>`` document with ``host``'s ``domains``."""
     return test_driver.node_xml(
-        test_driver.domain_xml(
-            name,
-            _uuid(host, name),
-            mib,
-            vcpus,
-            mac=_mac(host, name),
-            vnc=vcpus >= 2,
-            panic=state == DomainState.CRASHED,
-            runstate=DomainState(state),
-        )
-        for name, mib, vcpus, state in domains
+        (
+            test_driver.domain_xml(
+                name,
+                _uuid(host, name),
+                mib,
+                vcpus,
+                mac=_mac(host, name),
+                vnc=vcpus >= 2,
+                panic=state == DomainState.CRASHED,
+                runstate=DomainState(state),
+            )
+            for name, mib, vcpus, state in domains
+        ),
+        memory_kib=MEMORY_KIB.get(host),
     )
 
 
