@@ -266,6 +266,12 @@ class Connection(abc.ABC):
         """Finish (destination): start the guest's CPUs, or discard it after a failure."""
         raise NotSupported(f"{self.uri} cannot receive migrations.")
 
+    async def tunnel_socket(self, uuid: str, direction: str) -> str:
+        """The unix socket a tunnelled migration of ``uuid`` uses on this host: 'out', where
+        the source's QEMU sends the stream (the daemon listens), or 'in', where the
+        destination's QEMU waits for it. For daemons that relay a tunnel to their client."""
+        raise NotSupported(f"{self.uri} cannot tunnel migrations.")
+
     async def __aenter__(self) -> Connection:
         return self
 

@@ -44,7 +44,7 @@ from drivers.errors import (
     OperationFailed,
     VirtError,
 )
-from drivers.model import DomainState
+from drivers.model import DomainState, PausedReason
 from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
@@ -233,9 +233,7 @@ class QemuRegistry(DomainRegistry):
     def tunnel_path(self, name: str, direction: str) -> Path | None:
         run_dir = self._run_dir(name)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = run_dir / f"mig-{direction}.sock"
-        path.unlink(missing_ok=True)
-        return path
+        return run_dir / f"mig-{direction}.sock"
 
     def hypervisor_version(self) -> str:
         from drivers.qemu.capabilities import qemu_version
@@ -299,6 +297,10 @@ class QemuRegistry(DomainRegistry):
                 process.close()
                 alive = False
         rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
+        if alive and (rt.flags.migration_out or rt.reason is PausedReason.MIGRATION):
+            from drivers.qemu.migration import recover
+
+            await recover(rt, qemu_status)
 
     # --- launching ----------------------------------------------------------------------
 

@@ -294,6 +294,11 @@ async def perform(
             rt.set_flags(migration_out=False)
             kind = "cancelled" if job.cancelled else "failed"
             job.end(kind, JobPhase.CANCELLED if job.cancelled else JobPhase.FAILED, str(err))
+            if not isinstance(err, Exception):
+                # The client is gone (or the daemon is stopping): nobody will Confirm, so
+                # the source takes its guest back now.
+                with contextlib.suppress(VirtError):
+                    await _restore_source(rt, job.was_running)
             raise
 
 
@@ -441,17 +446,60 @@ async def confirm(
             return
         if job is not None and job.info.active:
             job.end("failed", JobPhase.FAILED, job.info.error)
-        was_running = job.was_running if job is not None else True
-        paused_by_us = rt.state is DomainState.PAUSED and rt.reason is PausedReason.MIGRATION
-        if not (paused_by_us and was_running) or rt.backend is None:
+        await _restore_source(rt, job.was_running if job is not None else True)
+
+
+async def _restore_source(rt: DomainRuntime, was_running: bool) -> None:
+    """After a failed migration, let a guest that ran before continue on the source
+    (running (migration canceled)); if QEMU refuses, paused (api error)."""
+    paused_by_us = rt.state is DomainState.PAUSED and rt.reason is PausedReason.MIGRATION
+    if not (paused_by_us and was_running) or rt.backend is None:
+        return
+    rt.set_flags(pending_running_reason=RunningReason.MIGRATION_CANCELED)
+    try:
+        await rt.backend.execute("cont")
+        await rt.wait_until(lambda: rt.state is not DomainState.PAUSED, "continue")
+    except VirtError as err:
+        log.warning("domain %s: cannot continue after a failed migration: %s", rt.name, err)
+        rt.feed(Trigger.RESUME_FAILED)
+
+
+async def recover(rt: DomainRuntime, qemu_status: str) -> None:
+    """A new driver found ``rt`` in the middle of a migration its predecessor ran
+    (libvirt-semantics.md §4.6): an outgoing one is cancelled and the guest continues on
+    the source, unless QEMU had already sent all of it (then it stays paused (migrating):
+    only the client knows whether the destination took over); an incoming one that never
+    finished is discarded."""
+    backend = rt.backend
+    if backend is None or not rt.active:
+        return
+    if rt.flags.migration_out:
+        status = ""
+        with contextlib.suppress(VirtError):
+            status = str((await backend.execute("query-migrate")).get("status", ""))
+            if status not in ("", *_TERMINAL):
+                await backend.execute("migrate_cancel")
+                for _ in range(200):
+                    status = str((await backend.execute("query-migrate")).get("status", ""))
+                    if status in _TERMINAL:
+                        break
+                    await asyncio.sleep(0.025)
+        rt.set_flags(migration_out=False)
+        if status == "completed":
+            log.warning(
+                "domain %s: its outgoing migration had completed when the daemon stopped; it "
+                "stays paused here (check the destination before resuming it)",
+                rt.name,
+            )
             return
-        rt.set_flags(pending_running_reason=RunningReason.MIGRATION_CANCELED)
-        try:
-            await rt.backend.execute("cont")
-            await rt.wait_until(lambda: rt.state is not DomainState.PAUSED, "continue")
-        except VirtError as err:
-            log.warning("domain %s: cannot continue after a failed migration: %s", rt.name, err)
-            rt.feed(Trigger.RESUME_FAILED)
+        await _restore_source(rt, was_running=True)
+    elif (
+        rt.state is DomainState.PAUSED
+        and rt.reason is PausedReason.MIGRATION
+        and qemu_status == "inmigrate"
+    ):
+        log.warning("domain %s: discarding an incoming migration that never finished", rt.name)
+        await _discard(rt)
 
 
 # --- destination ----------------------------------------------------------------------------
@@ -514,6 +562,7 @@ async def prepare(
                     exported = await _export(rt, backend, nbd_port, copy_disks)
                 if tunnel is not None:
                     port = 0
+                    tunnel.unlink(missing_ok=True)
                     await backend.execute("migrate-incoming", {"uri": f"unix:{tunnel}"})
                 else:
                     port = ports.take()

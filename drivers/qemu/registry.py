@@ -385,6 +385,14 @@ class RegistryConnection(Connection):
         self._check_open()
         return tuple(await migration.preflight(self.registry, xml, copy_storage))
 
+    async def tunnel_socket(self, uuid: str, direction: str) -> str:
+        self._check_open()
+        rt = self.registry.get_uuid(uuid)
+        path = self.registry.tunnel_path(rt.name, direction)
+        if path is None:
+            raise migration.unsupported_tunnel(rt.name)
+        return str(path)
+
     async def migrate_finish(
         self,
         uuid: str,

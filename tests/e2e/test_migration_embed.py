@@ -169,3 +169,25 @@ async def test_preflight_gives_reasons(
     (reason,) = await dst.migrate_preflight(wrong)
     assert "no machine type 'no-such-machine'" in reason
     assert await dst.free_memory() > 0
+
+
+async def test_offline_migration_moves_the_definition(
+    hosts: tuple[Connection, Connection],
+) -> None:
+    src, dst = hosts
+    dom = await src.define_xml(diskless_xml("off1"))
+    with pytest.raises(OperationInvalid, match="--offline"):
+        await dom.migrate(dst)
+    rec_src, rec_dst = EventRecorder(src), EventRecorder(dst)
+    mark_src, mark_dst = rec_src.mark(), rec_dst.mark()
+    moved = await dom.migrate(dst, offline=True, undefine_source=True)
+    assert await words(dst, "off1") == "shut off (unknown)"
+    assert moved.uuid == dom.uuid
+    await rec_src.wait_lifecycle(["Undefined Removed"], mark_src)
+    await rec_dst.wait_lifecycle(["Defined Added"], mark_dst)
+    assert [d.name for d in await src.list_domains()] == []
+    await moved.start()
+    with pytest.raises(OperationInvalid, match="offline migration moves only shut-off"):
+        await moved.migrate(src, offline=True)
+    await rec_src.close()
+    await rec_dst.close()
