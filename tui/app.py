@@ -543,6 +543,18 @@ class VirtdeckApp(App[None]):
                 found[name] = conn
         return found
 
+    def can_drain(self, host: str) -> bool:
+        """``host`` is connected, allows changes, can send migrations, and another host
+        can receive them."""
+        state = self.store.hosts.get(host)
+        if state is None or state.lost or not state.config.writable:
+            return False
+        try:
+            source = self.connection(host)
+        except VirtError:
+            return False
+        return "migration" in source.capabilities and bool(self.migration_targets(host))
+
     def daemon_hosts(self) -> frozenset[str]:
         """The connected hosts reached through a virtdeck daemon (they can tunnel)."""
         from drivers.remote.client import RemoteConnection

@@ -201,9 +201,11 @@ class MigrationRun:
         parallel: int,
         connect: Connect,
         report: Report,
+        finished: Callable[[], None] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.jobs = tuple(jobs)
+        self.on_finished = finished
         self.parallel = max(1, parallel)
         self.connect = connect
         self.report = report
@@ -269,6 +271,8 @@ class MigrationRun:
             await asyncio.gather(*(one(i) for i in range(len(self.jobs))))
         finally:
             self.ended = self.clock()
+            if self.on_finished is not None:
+                self.on_finished()
 
     async def _migrate(self, index: int) -> None:
         job = self.jobs[index]

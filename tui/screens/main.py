@@ -100,6 +100,14 @@ def _action_bindings() -> list[BindingType]:
             tooltip="Close the filter, then clear marks, then clear the filter",
         ),
         Binding(
+            "M",
+            "drain",
+            "Drain host",
+            id="host.drain",
+            show=False,
+            tooltip="Move every running domain of the cursor's host to the other hosts",
+        ),
+        Binding(
             "ctrl+r",
             "reconnect",
             "Reconnect",
@@ -323,7 +331,15 @@ class MainScreen(Screen[None]):
         lost = {name for name, h in store.hosts.items() if h.lost}
         return plan(action, list(self.targets() if rows is None else rows), modes, lost)
 
-    _GATED = (*ACTIONS_BY_NAME, "edit_xml", "new_domain", "details", "mark", "reconnect")
+    _GATED = (
+        *ACTIONS_BY_NAME,
+        "edit_xml",
+        "new_domain",
+        "details",
+        "mark",
+        "reconnect",
+        "drain",
+    )
 
     #: The footer follows the cursor and the events this long after they settle: a bindings
     #: refresh re-checks every binding of the screen, work a key's repaint need not wait for.
@@ -369,6 +385,9 @@ class MainScreen(Screen[None]):
             return self.cursor_row() is not None
         if action == "reconnect":
             return any(h.link is LinkState.LOST for h in store.hosts.values())
+        if action == "drain":
+            row = self.cursor_row()
+            return row is not None and self.vapp.can_drain(row.host)
         return True
 
     def _can_migrate(self) -> bool | None:
@@ -513,6 +532,15 @@ class MainScreen(Screen[None]):
                 self.app.push_screen(MigrationScreen(job))
 
         self.app.push_screen(form, chosen)
+
+    def action_drain(self) -> None:
+        """Drain the cursor's host: a plan, then the migrations."""
+        row = self.cursor_row()
+        if row is None or not self.vapp.can_drain(row.host):
+            return
+        from tui.screens.drain import DrainScreen
+
+        self.app.push_screen(DrainScreen(row.host))
 
     def action_new_domain(self) -> None:
         """The new-domain form, on the connected hosts that allow changes.
