@@ -223,6 +223,10 @@ class MigrateScreen(FramedDialog[MigrationJob | None]):
                 yield Button("Cancel", id="cancel")
 
     def on_mount(self) -> None:
+        # the dialog's children may still be mounting: set them up once they are there
+        self.call_after_refresh(self._set_up)
+
+    def _set_up(self) -> None:
         self.query_one("#mg-dialog").border_title = f"Migrate {inert(self.domain, one_line=True)}"
         self.query_one("#mg-keys", Static).update(key_hints(self))
         if self.targets:
@@ -444,6 +448,9 @@ class MigrationScreen(FramedDialog[None]):
                 yield Button("Close", id="close")
 
     def on_mount(self) -> None:
+        self.call_after_refresh(self._set_up)
+
+    def _set_up(self) -> None:
         name = inert(self.job.name, one_line=True)
         source = inert(self.job.source, one_line=True)
         target = inert(self.job.target, one_line=True)
