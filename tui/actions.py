@@ -115,7 +115,7 @@ ACTIONS: tuple[DomainAction, ...] = (
         "m",
         "Migrate",
         "Migrate",
-        "Move the domain to another connected host, live (a form checks the destination)",
+        "Move the domain live to another connected host (checked first)",
         "migrating",
         "migrated",
         frozenset({DomainState.RUNNING, DomainState.PAUSED}),

@@ -105,7 +105,7 @@ def _action_bindings() -> list[BindingType]:
             "Drain host",
             id="host.drain",
             show=False,
-            tooltip="Move every running domain of the cursor's host to the other hosts",
+            tooltip="Move the running domains of the cursor's host elsewhere",
         ),
         Binding(
             "ctrl+r",
