@@ -134,6 +134,12 @@ async def migrate(
         raise InvalidArgument(f"copy_storage must be None or 'all', not {copy_storage!r}.")
     if bandwidth_mib is not None and bandwidth_mib <= 0:
         raise InvalidArgument("The bandwidth must be a positive number of MiB/s.")
+    if offline and copy_storage:
+        raise NotSupported(
+            "An offline migration moves only the definition; copy the disks yourself (for "
+            "example with scp), or start the domain and migrate it live with "
+            "--copy-storage-all."
+        )
     if tunnelled and copy_storage:
         raise NotSupported(
             "Copying storage through a tunnelled migration is not supported yet; share the "

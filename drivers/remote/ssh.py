@@ -480,6 +480,7 @@ async def _connect(settings: _Settings, registry: _Registry) -> _Link:
             f"Cannot prepare the SSH connection to {key.label}: {_describe(err)}{hint}."
         ) from err
     link = _Link(key, registry, _KnownHostsCheck(_known_hosts_files(key, resolved)))
+    options["encryption_algs"] = _ciphers(resolved)
     timeout = float(resolved.connect_timeout or CONNECT_TIMEOUT)
     loop = asyncio.get_running_loop()
     started = loop.time()
@@ -525,6 +526,26 @@ async def _connect(settings: _Settings, registry: _Registry) -> _Link:
     link.conn = conn
     link.connect_seconds = loop.time() - started
     return link
+
+
+#: asyncssh offers chacha20-poly1305 first; AES-GCM (hardware-accelerated on x86) moves
+#: bulk data (a tunnelled migration) about twice as fast through asyncssh on our machines:
+#: 259 against 107 MiB/s writing, 214 against 153 MiB/s reading, over loopback.
+_FAST_FIRST = (b"aes128-gcm@openssh.com", b"aes256-gcm@openssh.com")
+
+
+def _ciphers(resolved: asyncssh.SSHClientConnectionOptions) -> list[str]:
+    """The ciphers to offer: the user's own order if ~/.ssh/config sets one, else asyncssh's
+    defaults with AES-GCM first."""
+    from asyncssh.encryption import get_default_encryption_algs
+
+    offered: list[bytes] = list(resolved.encryption_algs)
+    if offered != get_default_encryption_algs():
+        order = offered  # Ciphers in the user's ssh config: theirs to choose
+    else:
+        order = [c for c in _FAST_FIRST if c in offered]
+        order += [c for c in offered if c not in _FAST_FIRST]
+    return [c.decode("ascii") for c in order]
 
 
 def _known_hosts_files(key: _LinkKey, options: asyncssh.SSHClientConnectionOptions) -> list[str]:

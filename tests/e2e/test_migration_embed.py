@@ -128,15 +128,24 @@ async def test_same_host_is_refused(hosts: tuple[Connection, Connection]) -> Non
     assert (await dom.state())[0] is DomainState.RUNNING
 
 
-async def test_abort_rolls_back(hosts: tuple[Connection, Connection]) -> None:
+@pytest.mark.guest
+async def test_abort_rolls_back(
+    hosts: tuple[Connection, Connection], guest: GuestImage, short_tmp: Path
+) -> None:
     src, dst = hosts
-    dom = await src.define_xml(diskless_xml("mig4", memory_mib=256))
+    serial = short_tmp / "a4.sock"
+    dom = await src.define_xml(guest_xml("mig4", guest, serial))
     await dom.start()
+    async with await SerialConsole.connect(serial) as console:
+        await console.wait_for(READY_RE, timeout=60)
     rec = EventRecorder(src)
     mark = rec.mark()
-    task = asyncio.create_task(dom.migrate(dst, bandwidth_mib=1))
-    for _ in range(200):
-        if (await dom.job_info()).active:
+    xml = guest_xml("mig4", guest, short_tmp / "b4.sock", uuid=dom.uuid)
+    # ~90 MiB at 8 MiB/s: seconds, so the abort always comes in time.
+    task = asyncio.create_task(dom.migrate(dst, xml=xml, bandwidth_mib=8))
+    for _ in range(500):
+        info = await dom.job_info()
+        if info.active and info.ram_transferred > 0:
             break
         await asyncio.sleep(0.01)
     await dom.abort_job()

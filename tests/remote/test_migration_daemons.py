@@ -373,3 +373,58 @@ async def test_source_daemon_killed_mid_migration_recovers(
         moved = await (await again.lookup("dm7")).migrate(dst, xml=xml)
         assert await words(dst, moved.name) == "running (migrated)"
     await answers(serial_b)
+
+
+def _qemu_processes(name: str) -> int:
+    """QEMU processes running the guest called ``name`` on this machine (all hosts)."""
+    found = 0
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if (
+            cmdline
+            and b"qemu-system" in cmdline[0]
+            and f"guest={name},".encode() in b" ".join(cmdline)
+        ):
+            found += 1
+    return found
+
+
+async def test_drain_three_guests_to_two_hosts_in_parallel(
+    session: Session, two_hosts: tuple[Host, Host], guest: GuestImage, short_tmp: Path
+) -> None:
+    h1, h2 = two_hosts
+    h3 = start_host(session, "h3")
+    try:
+        async with (
+            await drivers.open(h1.uri) as src,
+            await drivers.open(h2.uri) as t1,
+            await drivers.open(h3.uri) as t2,
+        ):
+            names = ["dr1", "dr2", "dr3"]
+            doms = await asyncio.gather(
+                *(boot(src, n, guest, short_tmp / f"{n}-a.sock") for n in names)
+            )
+            plan = [(doms[0], t1), (doms[1], t2), (doms[2], t1)]
+            limit = asyncio.Semaphore(2)
+
+            async def move(dom: Domain, target: Connection) -> Domain:
+                async with limit:
+                    xml = guest_xml(
+                        dom.name, guest, short_tmp / f"{dom.name}-b.sock", uuid=dom.uuid
+                    )
+                    return await dom.migrate(target, xml=xml)
+
+            moved = await asyncio.gather(*(move(d, t) for d, t in plan))
+            assert [m.name for m in moved] == names
+            for (_, target), name in zip(plan, names, strict=True):
+                assert await words(target, name) == "running (migrated)"
+                assert await words(src, name) == "shut off (migrated)"
+                assert _qemu_processes(name) == 1  # exactly once, on its new host
+                await answers(short_tmp / f"{name}-b.sock")
+    finally:
+        stop_host(h3)
