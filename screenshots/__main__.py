@@ -1,7 +1,8 @@
 """``python -m screenshots``: regenerate the SVG screenshots in this folder from the demo.
 
-Each screen (main, details, hosts, help, a dialog) in each builtin theme, at 120x36, on the
-demo hosts with a frozen clock, so the images only change when the UI does.
+Each screen (main, details, hosts, help, a dialog, migrate, drain) in each builtin theme, at
+120x36, on the demo hosts with a frozen clock (and fixed migration figures), so the images
+only change when the UI does.
 """
 
 from __future__ import annotations
@@ -76,6 +77,49 @@ def _keys(*keys: str, row: tuple[str, str] | None = None) -> Step:
     return run
 
 
+async def _migrate_form(pilot: Pilot[None]) -> None:
+    from tui.screens.migrate import MigrateScreen
+
+    await _keys("m", row=("web1", "demo"))(pilot)
+    form = pilot.app.screen
+    assert isinstance(form, MigrateScreen)
+    await _until(pilot, lambda: form.reasons is not None)
+    await pilot.pause(0.2)
+
+
+async def _migration(pilot: Pilot[None]) -> None:
+    """The progress view with fixed figures (tui.demo), so the image holds still."""
+    from tui.demo import migration_figures
+    from tui.migration import JobState, JobView, MigrationJob
+    from tui.screens.migrate import MigrationScreen
+
+    app = pilot.app
+    assert isinstance(app, VirtdeckApp)
+    key = next(k for k, r in app.store.rows.items() if r.name == "web1" and r.host == "demo")
+    view = MigrationScreen(MigrationJob("web1", key[1], "demo", "lab"), start=False)
+    app.push_screen(view)
+    await _until(pilot, lambda: app.screen is view)
+    await pilot.pause(0.1)
+    frozen = JobView(
+        0, "web1", key[1], "demo", "lab", state=JobState.MIGRATING, info=migration_figures()
+    )
+    view.post_message(MigrationScreen.Updated(frozen))
+    await pilot.pause(0.2)
+
+
+async def _drain(pilot: Pilot[None]) -> None:
+    """Draining demo half-way, with fixed figures."""
+    from tui.demo import freeze_drain
+    from tui.screens.drain import DrainScreen
+
+    await _keys("M", row=("web1", "demo"))(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, DrainScreen)
+    await _until(pilot, lambda: screen.planned)
+    freeze_drain(screen)
+    await pilot.pause(0.3)
+
+
 SHOTS: dict[str, Step] = {
     "main": _keys("space", "down", "down", "space", row=("test", "demo")),
     "details": _keys("enter", row=("db-primary", "lab")),
@@ -84,6 +128,9 @@ SHOTS: dict[str, Step] = {
     "help": _keys("question_mark"),
     "undefine-dialog": _keys("U", *"web-03", "tab", row=("web-03", "lab")),
     "filter": _keys("slash", *"state:running !host:edge", "enter", "3"),
+    "migrate-form": _migrate_form,
+    "migration": _migration,
+    "drain": _drain,
 }
 
 

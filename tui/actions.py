@@ -46,6 +46,9 @@ class DomainAction:
     """Another method for rows in these states (pause: resume a paused domain)."""
     persistent_only: bool = False
     """Not for transient domains (undefine)."""
+    form: bool = False
+    """The action opens a form for the cursor's domain (migrate) instead of calling
+    ``method`` on each target."""
 
     @property
     def binding_id(self) -> str:
@@ -106,6 +109,18 @@ ACTIONS: tuple[DomainAction, ...] = (
         frozenset({DomainState.RUNNING, DomainState.PAUSED}),
         "suspend",
         by_state=((DomainState.PAUSED, "resume"),),
+    ),
+    DomainAction(
+        "migrate",
+        "m",
+        "Migrate",
+        "Migrate",
+        "Move the domain live to another connected host (checked first)",
+        "migrating",
+        "migrated",
+        frozenset({DomainState.RUNNING, DomainState.PAUSED}),
+        "migrate",
+        form=True,
     ),
     DomainAction(
         "reset",

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.app import App, SystemCommand
@@ -50,6 +50,10 @@ from tui.config import (
 from tui.hosts import HostLink, Update, link_uri
 from tui.messages import ActionFinished, DomainInfos, DomainXmlLoaded, HostUpdates
 from tui.state import Changes, Clock, DomainStore, SystemClock
+
+if TYPE_CHECKING:
+    from drivers.api import Connection
+    from tui.migration import MigrationRun
 
 __all__ = ["VirtdeckApp", "make_app", "run"]
 
@@ -512,6 +516,86 @@ class VirtdeckApp(App[None]):
         # parsing (lxml, a full validation) runs on a thread, not on the UI's event loop
         overview = await asyncio.to_thread(describe, xml)
         reply_to.post_message(DomainXmlLoaded(host, uuid, xml, overview))
+
+    # --- migrations ---------------------------------------------------------------------------
+
+    def connection(self, host: str) -> Connection:
+        """``host``'s live connection; raises ConnectionLost when it is not connected."""
+        link = self.links.get(host)
+        if link is None:
+            raise ConnectionLost(
+                f"Host {host} is not connected; connect it on the hosts screen (H)."
+            )
+        return link.require()
+
+    def migration_targets(self, host: str) -> dict[str, Connection]:
+        """The connected, writable hosts other than ``host`` that can receive migrations."""
+        found: dict[str, Connection] = {}
+        for name, link in self.links.items():
+            state = self.store.hosts.get(name)
+            if name == host or state is None or state.lost or not state.config.writable:
+                continue
+            try:
+                conn = link.require()
+            except VirtError:
+                continue
+            if "migration" in conn.capabilities:
+                found[name] = conn
+        return found
+
+    def can_drain(self, host: str) -> bool:
+        """``host`` is connected, allows changes, can send migrations, and another host
+        can receive them."""
+        state = self.store.hosts.get(host)
+        if state is None or state.lost or not state.config.writable:
+            return False
+        try:
+            source = self.connection(host)
+        except VirtError:
+            return False
+        return "migration" in source.capabilities and bool(self.migration_targets(host))
+
+    def daemon_hosts(self) -> frozenset[str]:
+        """The connected hosts reached through a virtdeck daemon (they can tunnel)."""
+        from drivers.remote.client import RemoteConnection
+
+        found = set()
+        for name, link in self.links.items():
+            try:
+                if isinstance(link.require(), RemoteConnection):
+                    found.add(name)
+            except VirtError:
+                continue
+        return frozenset(found)
+
+    @work(group="migration", exit_on_error=False, description="migrate domains")
+    async def run_migrations(self, run: MigrationRun) -> MigrationRun:
+        """Run the migrations; the screen that made ``run`` hears of every step. A failure
+        shows here like any other (for a drain: one message naming each failure)."""
+        from tui.actions import ActionFailed
+        from tui.migration import JobState
+
+        await run.run()
+        failed = [
+            (run.views[i], err)
+            for i, err in sorted(run.errors.items())
+            if run.views[i].state is JobState.FAILED
+        ]
+        if failed and len(run.jobs) == 1:
+            raise failed[0][1]
+        if failed:
+            lines = [
+                f"{view.name} ({view.source} → {view.target}): {err.message}"
+                for view, err in failed
+            ]
+            raise ActionFailed(
+                f"Migration: {len(failed)} of {len(run.jobs)} failed", "\n".join(lines)
+            )
+        return run
+
+    @work(group="migration-abort", exit_on_error=False, description="cancel migrations")
+    async def abort_migrations(self, run: MigrationRun) -> None:
+        await run.abort()
 
     # --- the one place errors (and bulk results) show --------------------------------------
 

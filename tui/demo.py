@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import hashlib
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from drivers.errors import ConnectionLost
 from drivers.fsutil import atomic_write
-from drivers.model import DomainState
+from drivers.model import DomainState, JobInfo, JobPhase
 from drivers.test import driver as test_driver
 from tui.config import HostConfig, HostMode, cache_dir
+
+if TYPE_CHECKING:
+    from drivers.api import Connection
+    from tui.screens.drain import DrainScreen
 
 # (name, MiB, vCPUs, virDomainState number: 1 running, 3 paused, 5 shut off, 6 crashed)
 LAB: tuple[tuple[str, int, int, int], ...] = (
@@ -48,20 +54,27 @@ def _mac(host: str, name: str) -> str:
     return "52:54:00:" + ":".join(digest[i : i + 2] for i in (0, 2, 4))
 
 
+#: The hosts' memory in KiB: lab is the big one, where demo's guests can be migrated to.
+MEMORY_KIB = {"lab": 256 << 20, "edge": 16 << 20}
+
+
 def node_xml(host: str, domains: tuple[tuple[str, int, int, int], ...]) -> str:
     """A test-driver ``<node>`` document with ``host``'s ``domains``."""
     return test_driver.node_xml(
-        test_driver.domain_xml(
-            name,
-            _uuid(host, name),
-            mib,
-            vcpus,
-            mac=_mac(host, name),
-            vnc=vcpus >= 2,
-            panic=state == DomainState.CRASHED,
-            runstate=DomainState(state),
-        )
-        for name, mib, vcpus, state in domains
+        (
+            test_driver.domain_xml(
+                name,
+                _uuid(host, name),
+                mib,
+                vcpus,
+                mac=_mac(host, name),
+                vnc=vcpus >= 2,
+                panic=state == DomainState.CRASHED,
+                runstate=DomainState(state),
+            )
+            for name, mib, vcpus, state in domains
+        ),
+        memory_kib=MEMORY_KIB.get(host),
     )
 
 
@@ -83,3 +96,67 @@ def demo_hosts(directory: Path | None = None) -> tuple[HostConfig, ...]:
         HostConfig(f"test://{lab}", "lab", mode=HostMode.PROTECTED, saved=False),
         HostConfig(f"test://{edge}", "edge", mode=HostMode.READ_ONLY, saved=False),
     )
+
+
+# --- fixed migration figures, for the screenshots and snapshot tests ------------------------
+
+
+def migration_figures() -> JobInfo:
+    """The figures of web1's migration a moment into its first pass (2 GiB guest)."""
+    return JobInfo(
+        type="unbounded",
+        operation="outgoing migration",
+        phase=JobPhase.PERFORM,
+        status="active",
+        elapsed_ms=412,
+        ram_total=2 << 30,
+        ram_transferred=97 << 20,
+        ram_remaining=1190 << 20,
+        ram_rate=238e6,
+        dirty_rate=1840,
+        iterations=1,
+        expected_downtime_ms=300,
+        setup_ms=1,
+    )
+
+
+def freeze_drain(screen: DrainScreen) -> None:
+    """Show a drain of ``screen``'s host half-way, with fixed figures (its plan is made):
+    the first domain done, the second migrating, the rest waiting."""
+    from drivers.records import replace
+    from tui.migration import JobState, JobView, MigrationJob, MigrationRun
+
+    jobs = [
+        MigrationJob(r.name, r.uuid, screen.host, target, screen.options, r.paused)
+        for r in screen.rows
+        if (target := screen.plan.get(r.uuid)) is not None
+    ]
+
+    def no_connection(host: str) -> Connection:
+        raise ConnectionLost("a frozen drain connects nowhere")
+
+    run = MigrationRun(
+        jobs, parallel=2, connect=no_connection, report=lambda view: None, clock=lambda: 1000.0
+    )
+    run.started = 998.1
+    done = replace(migration_figures(), type="completed", phase=JobPhase.COMPLETED)
+    states: list[tuple[JobState, JobInfo | None, int | None]] = [
+        (JobState.DONE, replace(done, downtime_ms=2, ram_remaining=0), 1412),
+        (JobState.MIGRATING, migration_figures(), None),
+    ]
+    for index, view in enumerate(run.views):
+        state, info, elapsed = (
+            states[index] if index < len(states) else (JobState.WAITING, None, None)
+        )
+        run.views[index] = frozen = JobView(
+            view.index,
+            view.name,
+            view.uuid,
+            view.source,
+            view.target,
+            state=state,
+            info=info,
+            elapsed_ms=elapsed,
+        )
+        screen.post_message(screen.Updated(frozen))
+    screen.migration_run = run

@@ -103,10 +103,13 @@ def domain_xml(
 </domain>"""
 
 
-def node_xml(domains: Iterable[str]) -> str:
+def node_xml(domains: Iterable[str], memory_kib: int | None = None) -> str:
     """A ``<node>`` document (what :func:`load_node` reads) holding ``domains``, made by
-    :func:`domain_xml` with their run states."""
+    :func:`domain_xml` with their run states; ``memory_kib`` is the host's memory
+    (libvirt's ``<node><memory>``; default :data:`SIMULATED_MEMORY`)."""
     body = "".join("\n" + textwrap.indent(xml, "  ") for xml in domains)
+    if memory_kib is not None:
+        body = f"\n  <memory>{memory_kib}</memory>" + body
     return f"<node xmlns:test='{TEST_NS}'>{body}\n</node>\n"
 
 
@@ -149,9 +152,11 @@ class TestRegistry(DomainRegistry):
     __test__ = False  # not a pytest test class
     hypervisor = "TEST"
 
-    def __init__(self) -> None:
+    def __init__(self, memory: int = SIMULATED_MEMORY) -> None:
         super().__init__()
         self.pool = MemoryPool(IMAGE_DIR, self.users_of, _seed_volumes())
+        self.memory = memory
+        """The simulated host's memory, in bytes."""
 
     def store_definition(self, defn: DomainDef) -> None:
         """Definitions live in memory only."""
@@ -167,7 +172,7 @@ class TestRegistry(DomainRegistry):
 
     def free_memory(self) -> int:
         used = sum(rt.definition.memory_kib for rt in self.by_uuid.values() if rt.active)
-        return max(0, SIMULATED_MEMORY - used * 1024)
+        return max(0, self.memory - used * 1024)
 
     def has_image(self, path: str) -> bool:
         pool = self.pool
@@ -247,6 +252,14 @@ def load_node(path: Path) -> TestRegistry:
     if node.tag != "node":
         raise ConnectionFailed(f"The test driver file {path} must have a <node> root element.")
     registry = TestRegistry()
+    memory = node.find("memory")
+    if memory is not None:
+        try:
+            registry.memory = int((memory.text or "").strip()) * 1024
+        except ValueError:
+            raise ConnectionFailed(
+                f"The <memory> of the test driver file {path} must be a number of KiB."
+            ) from None
     for element in node.iterchildren("domain"):
         source = element.get("file")
         if source is not None:

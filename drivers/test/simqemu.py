@@ -3,13 +3,17 @@
 It answers the QMP commands the runtime sends with the events real QEMU 7.2 sends for
 them (machine-facts.md §2-3): ``cont`` → RESUME, ``stop`` → STOP, ``system_powerdown`` →
 POWERDOWN then, a moment later, the cooperating guest's SHUTDOWN + STOP, SIGTERM → SHUTDOWN
-(host-signal) then EOF. Because the events go through the same event handler as the real
-driver's, the test driver honours exactly the same transitions and emits the same events.
+(host-signal) then EOF, and the migration commands (``migrate-set-capabilities``,
+``migrate-set-parameters``, ``migrate-incoming``, ``migrate``, ``query-migrate``,
+``migrate_cancel``) as :mod:`drivers.test.simmigration` describes. Because the events go
+through the same event handler as the real driver's, the test driver honours exactly the
+same transitions and emits the same events.
 """
 
 from __future__ import annotations
 
 import asyncio
+import inspect
 import itertools
 import time
 from collections.abc import Mapping
@@ -18,6 +22,7 @@ from typing import Any
 from drivers.errors import HypervisorError
 from drivers.qemu.events import Trigger
 from drivers.qemu.runtime import DomainRuntime
+from drivers.test import simmigration
 
 #: How long the simulated guest takes to act on the ACPI power button.
 GUEST_DELAY = 0.02
@@ -35,6 +40,13 @@ class SimulatedQemu:
         self._gone = asyncio.Event()
         self._started = time.monotonic()
         self._handles: list[asyncio.TimerHandle] = []
+        #: Capabilities set with migrate-set-capabilities (MIGRATION events need 'events').
+        self.migrate_capabilities: dict[str, bool] = {}
+        self.migrate_parameters: dict[str, int] = {
+            "max-bandwidth": simmigration.DEFAULT_BANDWIDTH,
+            "downtime-limit": simmigration.DEFAULT_DOWNTIME_LIMIT,
+        }
+        self.migration: simmigration.Outgoing | simmigration.Incoming | None = None
 
     # --- what QEMU would send ---------------------------------------------------------
 
@@ -42,11 +54,23 @@ class SimulatedQemu:
         if not self._gone.is_set():
             self._rt.feed(name, data or {})
 
+    def emit(self, name: str, data: Mapping[str, Any] | None = None) -> None:
+        """Send a QMP event (the MIGRATION family only with the 'events' capability)."""
+        if name.startswith("MIGRATION") and not self.migrate_capabilities.get("events"):
+            return
+        self._emit(name, data)
+
+    def exit_later(self, delay: float) -> None:
+        """End the process in ``delay`` seconds (QEMU after a failed incoming stream)."""
+        self._later(delay, self._exit)
+
     def _exit(self) -> None:
         if self._gone.is_set():
             return
         for handle in self._handles:
             handle.cancel()
+        if self.migration is not None:
+            self.migration.close()
         self._rt.feed(Trigger.EOF)
         self._gone.set()
 
@@ -64,7 +88,10 @@ class SimulatedQemu:
         handler = getattr(self, "_cmd_" + command.replace("-", "_"), None)
         if handler is None:
             raise HypervisorError(f"QEMU refused '{command}': The command is not found.")
-        return handler(arguments or {})
+        result = handler(arguments or {})
+        if inspect.isawaitable(result):
+            result = await result
+        return result
 
     def _cmd_query_status(self, args: Mapping[str, object]) -> Any:
         return {"status": self.status, "running": self.status == "running", "singlestep": False}
@@ -75,6 +102,11 @@ class SimulatedQemu:
                 f"QEMU refused 'cont' for domain '{self._rt.name}': Resetting the Virtual "
                 "Machine is required"
             )
+        if self.status == "inmigrate":
+            # QEMU starts the guest once the incoming stream is complete.
+            if isinstance(self.migration, simmigration.Incoming):
+                self.migration.autostart = True
+            return {}
         if self.status != "running":
             self.status = "running"
             self._emit("RESUME")
@@ -101,6 +133,79 @@ class SimulatedQemu:
     def _cmd_quit(self, args: Mapping[str, object]) -> Any:
         self._emit("SHUTDOWN", {"guest": False, "reason": "host-qmp-quit"})
         asyncio.get_running_loop().call_soon(self._exit)
+        return {}
+
+    # --- migration ----------------------------------------------------------------------
+
+    def _cmd_migrate_set_capabilities(self, args: Mapping[str, object]) -> Any:
+        listed = args.get("capabilities")
+        if not isinstance(listed, list):
+            raise HypervisorError("QEMU refused 'migrate-set-capabilities': no capabilities.")
+        for item in listed:
+            if isinstance(item, dict):
+                self.migrate_capabilities[str(item.get("capability"))] = bool(item.get("state"))
+        return {}
+
+    def _cmd_migrate_set_parameters(self, args: Mapping[str, object]) -> Any:
+        for name in ("max-bandwidth", "downtime-limit"):
+            value = args.get(name)
+            if isinstance(value, int) and not isinstance(value, bool):
+                if value < 0:
+                    raise HypervisorError(
+                        f"QEMU refused 'migrate-set-parameters': Parameter '{name}' expects "
+                        "a positive number."
+                    )
+                self.migrate_parameters[name] = value
+        return {}
+
+    def _busy(self) -> bool:
+        return self.migration is not None and self.migration.status in (
+            "setup",
+            "active",
+            "device",
+            "cancelling",
+        )
+
+    async def _cmd_migrate_incoming(self, args: Mapping[str, object]) -> Any:
+        if self.status != "inmigrate":
+            raise HypervisorError(
+                "QEMU refused 'migrate-incoming': The incoming migration was not enabled "
+                "with -incoming defer."
+            )
+        if self.migration is not None:
+            raise HypervisorError(
+                "QEMU refused 'migrate-incoming': The incoming migration has already started."
+            )
+        incoming = simmigration.Incoming(self, self._rt.uuid, str(args.get("uri", "")))
+        await incoming.listen()
+        self.migration = incoming
+        return {}
+
+    def _cmd_migrate(self, args: Mapping[str, object]) -> Any:
+        if self._busy():
+            raise HypervisorError(
+                "QEMU refused 'migrate': There's a migration process in progress."
+            )
+        if self.status in ("inmigrate", "prelaunch", "shutdown", "guest-panicked"):
+            raise HypervisorError(
+                f"QEMU refused 'migrate': the guest cannot be migrated while it is {self.status}."
+            )
+        self.migration = simmigration.Outgoing(
+            self,
+            self._rt.uuid,
+            self._rt.definition.memory_kib * 1024,
+            str(args.get("uri", "")),
+            self.migrate_parameters["max-bandwidth"],
+            self.migrate_parameters["downtime-limit"],
+        )
+        return {}
+
+    def _cmd_query_migrate(self, args: Mapping[str, object]) -> Any:
+        return {} if self.migration is None else self.migration.reply()
+
+    def _cmd_migrate_cancel(self, args: Mapping[str, object]) -> Any:
+        if isinstance(self.migration, simmigration.Outgoing):
+            self.migration.cancel()
         return {}
 
     def _cmd_query_chardev(self, args: Mapping[str, object]) -> Any:
@@ -130,6 +235,8 @@ class SimulatedQemu:
     async def detach(self) -> None:
         for handle in self._handles:
             handle.cancel()
+        if self.migration is not None:
+            self.migration.close()
 
     # --- what the guest can do on its own (for tests and demos) -----------------------
 

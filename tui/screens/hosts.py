@@ -52,6 +52,13 @@ class HostsScreen(Screen[None]):
             tooltip="Close the host's connection (its rows leave the table)",
         ),
         Binding(
+            "m",
+            "drain",
+            "Drain…",
+            id="hosts.drain",
+            tooltip="Move every running domain of the host to the other hosts (a plan first)",
+        ),
+        Binding(
             "r",
             "retry",
             "Retry now",
@@ -173,6 +180,8 @@ class HostsScreen(Screen[None]):
             return host is not None and name in self.vapp.links
         if action == "retry":
             return host is not None and host.link is LinkState.LOST
+        if action == "drain":
+            return name is not None and self.vapp.can_drain(name)
         return True
 
     @on(DataTable.RowHighlighted)
@@ -229,6 +238,13 @@ class HostsScreen(Screen[None]):
         name = self.selected()
         if name is not None:
             await self.vapp.disconnect_host(name)
+
+    def action_drain(self) -> None:
+        name = self.selected()
+        if name is not None and self.vapp.can_drain(name):
+            from tui.screens.drain import DrainScreen
+
+            self.app.push_screen(DrainScreen(name))
 
     def action_retry(self) -> None:
         name = self.selected()

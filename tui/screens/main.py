@@ -19,6 +19,7 @@ from textual.screen import Screen
 from textual.timer import Timer
 from textual.widgets import Input, Static
 
+from drivers.errors import VirtError
 from drivers.reconnect import LinkState
 from drivers.records import replace
 from tui.actions import ACTIONS, ACTIONS_BY_NAME, Danger, DomainAction, Plan, plan
@@ -32,6 +33,7 @@ from tui.widgets.host_bar import HostBar
 
 if TYPE_CHECKING:
     from tui.app import VirtdeckApp
+    from tui.migration import MigrationJob
 
 _SORT_KEYS = {"host": "1", "name": "2", "state": "3", "vcpus": "4", "memory": "5", "uptime": "6"}
 
@@ -96,6 +98,14 @@ def _action_bindings() -> list[BindingType]:
             id="table.clear",
             show=False,
             tooltip="Close the filter, then clear marks, then clear the filter",
+        ),
+        Binding(
+            "M",
+            "drain",
+            "Drain host",
+            id="host.drain",
+            show=False,
+            tooltip="Move the running domains of the cursor's host elsewhere",
         ),
         Binding(
             "ctrl+r",
@@ -321,7 +331,15 @@ class MainScreen(Screen[None]):
         lost = {name for name, h in store.hosts.items() if h.lost}
         return plan(action, list(self.targets() if rows is None else rows), modes, lost)
 
-    _GATED = (*ACTIONS_BY_NAME, "edit_xml", "new_domain", "details", "mark", "reconnect")
+    _GATED = (
+        *ACTIONS_BY_NAME,
+        "edit_xml",
+        "new_domain",
+        "details",
+        "mark",
+        "reconnect",
+        "drain",
+    )
 
     #: The footer follows the cursor and the events this long after they settle: a bindings
     #: refresh re-checks every binding of the screen, work a key's repaint need not wait for.
@@ -344,6 +362,8 @@ class MainScreen(Screen[None]):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         spec = ACTIONS_BY_NAME.get(action)
         store = self.vapp.store
+        if action == "migrate":
+            return self._can_migrate()
         if spec is not None:
             targets = self.targets()
             usable = [
@@ -365,7 +385,25 @@ class MainScreen(Screen[None]):
             return self.cursor_row() is not None
         if action == "reconnect":
             return any(h.link is LinkState.LOST for h in store.hosts.values())
+        if action == "drain":
+            row = self.cursor_row()
+            return row is not None and self.vapp.can_drain(row.host)
         return True
+
+    def _can_migrate(self) -> bool | None:
+        """Hidden on read-only and lost hosts and where no other host can receive it;
+        dimmed for a domain that is not running or paused."""
+        row = self.cursor_row()
+        store = self.vapp.store
+        if row is None or store.is_lost(row.key) or not store.hosts[row.host].config.writable:
+            return False
+        try:
+            source = self.vapp.connection(row.host)
+        except VirtError:
+            return False
+        if "migration" not in source.capabilities or not self.vapp.migration_targets(row.host):
+            return False
+        return True if ACTIONS_BY_NAME["migrate"].method_for(row) else None
 
     @on(DomainTable.CursorMoved)
     def _row_moved(self) -> None:
@@ -470,12 +508,45 @@ class MainScreen(Screen[None]):
     def action_undefine(self) -> None:
         self._domain_action("undefine")
 
+    def action_migrate(self) -> None:
+        """The migrate form for the cursor's domain; then its progress view."""
+        from drivers.model import DomainState
+        from tui.screens.migrate import MigrateScreen, MigrationScreen
+
+        row = self.cursor_row()
+        if row is None or self._can_migrate() is not True:
+            return
+        app = self.vapp
+        form = MigrateScreen(
+            row.host,
+            row.name,
+            row.uuid,
+            source=app.connection(row.host),
+            targets=app.migration_targets(row.host),
+            paused=row.state is DomainState.PAUSED,
+            daemons=app.daemon_hosts(),
+        )
+
+        def chosen(job: MigrationJob | None) -> None:
+            if job is not None:
+                self.app.push_screen(MigrationScreen(job))
+
+        self.app.push_screen(form, chosen)
+
+    def action_drain(self) -> None:
+        """Drain the cursor's host: a plan, then the migrations."""
+        row = self.cursor_row()
+        if row is None or not self.vapp.can_drain(row.host):
+            return
+        from tui.screens.drain import DrainScreen
+
+        self.app.push_screen(DrainScreen(row.host))
+
     def action_new_domain(self) -> None:
         """The new-domain form, on the connected hosts that allow changes.
 
         The row appears when the driver's Defined event arrives, like any other change.
         """
-        from drivers.errors import VirtError
         from tui.screens.new_domain import NewDomainScreen
 
         store = self.vapp.store
@@ -496,7 +567,6 @@ class MainScreen(Screen[None]):
         self.app.push_screen(NewDomainScreen(hosts, default, kvm_hosts=kvm))
 
     def action_edit_xml(self) -> None:
-        from drivers.errors import VirtError
         from tui.screens.edit_xml import EditXmlScreen
 
         row = self.cursor_row()
