@@ -25,6 +25,7 @@ from drivers.model import (
     DomainSummary,
     Event,
     EventType,
+    JobProgressEvent,
     LifecycleEvent,
     NostateReason,
     PausedReason,
@@ -242,6 +243,11 @@ def event_text(event: Event) -> str:
         return event.words
     if isinstance(event, RebootEvent):
         return "Reboot"
+    if isinstance(event, JobProgressEvent):
+        info = event.info
+        return f"{info.operation.capitalize()} {info.type}" + (
+            f": {info.error}" if info.error else ""
+        )
     words = event.kind.replace("-", " ").capitalize()
     details = [
         f"{name}={getattr(event, name)}"
@@ -431,6 +437,8 @@ class DomainStore:
         rows = self._by_host.get(name)
         if rows is None:
             return
+        if isinstance(event, JobProgressEvent) and event.info.active:
+            return  # figures for whoever shows the job; only its end goes in the history
         row = rows.get(event.uuid)
         if row is None:
             if not (isinstance(event, LifecycleEvent) and event.type is EventType.UNDEFINED):

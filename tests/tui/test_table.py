@@ -268,3 +268,22 @@ async def test_a_recoloured_host_recolours_its_rows(tmp_path: Path) -> None:
         assert t.look.host_colors["default"] == "#ff0000"
         colours = {s.style.color.triplet for s in t.render_line(1) if s.style and s.style.color}
         assert (255, 0, 0) in colours, colours
+
+
+def test_migration_progress_stays_out_of_the_event_history() -> None:
+    from drivers.model import DomainState, DomainSummary, JobInfo, JobProgressEvent, RunningReason
+    from drivers.reconnect import Snapshot
+    from tui.config import HostConfig
+    from tui.state import Changes, DomainStore
+
+    store = DomainStore()
+    store.add_host(HostConfig("test:///default", "h"))
+    summary = DomainSummary("g", "u-1", 1, DomainState.RUNNING, RunningReason.BOOTED)
+    store.apply_snapshot("h", Snapshot((summary,), None))
+    running = JobInfo(type="unbounded", operation="outgoing migration", ram_total=10)
+    done = JobInfo(type="completed", operation="outgoing migration")
+    changes = Changes()
+    for info in (running, running, done):
+        store.apply_event("h", JobProgressEvent(domain="g", uuid="u-1", info=info), changes)
+    (row,) = store.host_rows("h")
+    assert [text for _, text in row.log] == ["Outgoing migration completed"]
