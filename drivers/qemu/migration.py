@@ -526,6 +526,8 @@ async def prepare(
     """Prepare: start QEMU waiting for the migration stream (paused (migrating), Started
     Migrated). Nothing is left behind if anything fails."""
     ports = registry.ports
+    if copy_disks and not registry.copies_storage:
+        raise NotSupported(_no_copy(registry))
     defn = parse_domain(xml)
     registry.check_definition(defn)
     clash = _clash(registry, defn)
@@ -619,6 +621,13 @@ def _disk_problems(
     return problems
 
 
+def _no_copy(registry: DomainRegistry) -> str:
+    return (
+        f"The {registry.hypervisor} driver here keeps no disk images to copy into; share the "
+        "storage and leave copy storage off."
+    )
+
+
 def _clash(registry: DomainRegistry, defn: DomainDef) -> VirtError | None:
     rt = registry.by_uuid.get(defn.uuid)
     same_name = registry.by_name.get(defn.name)
@@ -643,6 +652,9 @@ async def preflight(registry: DomainRegistry, xml: str, copy_storage: bool) -> l
     except VirtError as err:
         return [err.message]
     reasons = registry.cannot_run(defn)
+    if copy_storage and not registry.copies_storage:
+        reasons.append(_no_copy(registry))
+        copy_storage = False
     clash = _clash(registry, defn)
     if clash is not None:
         reasons.append(clash.message)

@@ -44,6 +44,8 @@ class DomainRegistry(abc.ABC):
     """A driver's domains; implements the runtime's Host hooks except launching."""
 
     hypervisor = "QEMU"
+    #: Whether a migration with copy storage can arrive here (real images and NBD).
+    copies_storage = True
 
     def __init__(self) -> None:
         self.by_uuid: dict[str, DomainRuntime] = {}

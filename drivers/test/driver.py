@@ -151,6 +151,7 @@ class TestRegistry(DomainRegistry):
 
     __test__ = False  # not a pytest test class
     hypervisor = "TEST"
+    copies_storage = False
 
     def __init__(self, memory: int = SIMULATED_MEMORY) -> None:
         super().__init__()
