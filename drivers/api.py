@@ -14,6 +14,7 @@ from types import TracebackType
 from drivers.errors import NotSupported
 from drivers.model import (
     ConnectionClosedEvent,
+    ConsoleLine,
     DiskCopy,
     DomainIdentity,
     DomainInfo,
@@ -26,6 +27,7 @@ from drivers.model import (
     MigrationSource,
     PoolInfo,
     StateReason,
+    StatsSample,
     VolumeInfo,
 )
 
@@ -84,6 +86,21 @@ class Domain(DomainIdentity, abc.ABC):
     @abc.abstractmethod
     async def id(self) -> int | None:
         """The runtime id of an active domain; None when it is shut off."""
+
+    # --- console (optional: capability 'console') -----------------------------------------
+
+    async def console(self, force: bool = False) -> ConsoleStream:
+        """The serial console, interactive: what the guest writes, and keys to it. One
+        writer at a time: a second one gets DomainBusy unless ``force`` takes over (the
+        first one's stream then ends with a reason)."""
+        raise NotSupported(f"Domain '{self.name}' has no console on this driver.")
+
+    def console_log(
+        self, since: float | None = None, follow: bool = False
+    ) -> AsyncIterator[ConsoleLine]:
+        """The console's output since the domain's boot (or since ``since``, Unix time),
+        kept even when nobody was attached; with ``follow``, then every new line."""
+        raise NotSupported(f"Domain '{self.name}' keeps no console log on this driver.")
 
     @property
     def connection(self) -> Connection:
@@ -272,6 +289,13 @@ class Connection(abc.ABC):
         destination's QEMU waits for it. For daemons that relay a tunnel to their client."""
         raise NotSupported(f"{self.uri} cannot tunnel migrations.")
 
+    # --- statistics (optional: capability 'stats') ---------------------------------------
+
+    def stats_stream(self, interval: float = 1.0) -> AsyncIterator[StatsSample]:
+        """A sample of the host and of every running domain every ``interval`` seconds, as
+        long as the iterator is used (the host samples only while someone listens)."""
+        raise NotSupported(f"{self.uri} reports no statistics.")
+
     async def __aenter__(self) -> Connection:
         return self
 
@@ -281,6 +305,30 @@ class Connection(abc.ABC):
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
+        await self.close()
+
+
+class ConsoleStream(abc.ABC):
+    """An attached serial console: bytes both ways."""
+
+    #: Why the stream ended (the domain stopped, another client took over …), once it has.
+    ended: str | None = None
+
+    @abc.abstractmethod
+    async def read(self) -> bytes:
+        """What the guest wrote next; b"" once the stream has ended (see ``ended``)."""
+
+    @abc.abstractmethod
+    async def write(self, data: bytes) -> None:
+        """Keys for the guest."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
+
+    async def __aenter__(self) -> ConsoleStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
 

@@ -468,6 +468,69 @@ class JobProgressEvent(DomainEvent):
     info: JobInfo
 
 
+@record
+class ConsoleLine:
+    """One line of a domain's serial console output, as kept since its boot.
+
+    ``text`` is what the guest wrote, decoded as UTF-8 (invalid bytes replaced), without
+    the line end; it may hold any control characters: show it through an inert filter.
+    ``wall`` is when the host received it (Unix time; lines written while no daemon was
+    watching carry the time the daemon first read them, and ``exact`` is False)."""
+
+    wall: float
+    text: str
+    exact: bool = True
+
+
+@record(kw_only=True)
+class DomainStats:
+    """One sample of a running domain's figures; rates are per second over the last
+    interval (0 in a domain's first sample)."""
+
+    name: str
+    uuid: str
+    wall: float
+    #: Host CPU used by the domain's QEMU process, percent of one core (can exceed 100).
+    cpu_percent: float = 0.0
+    cpu_time_ns: int = 0
+    #: Per vCPU thread, percent of one core.
+    vcpu_percent: tuple[float, ...] = ()
+    rss_bytes: int = 0
+    #: What the balloon says, when the guest reports it (KiB).
+    balloon_actual_kib: int | None = None
+    balloon_available_kib: int | None = None
+    block_rd_bytes: int = 0
+    block_wr_bytes: int = 0
+    block_rd_ops: int = 0
+    block_wr_ops: int = 0
+    block_rd_rate: float = 0.0  # bytes/s
+    block_wr_rate: float = 0.0
+    net_rx_bytes: int = 0
+    net_tx_bytes: int = 0
+    net_rx_rate: float = 0.0
+    net_tx_rate: float = 0.0
+
+
+@record(kw_only=True)
+class HostStats:
+    """One sample of a host's own load."""
+
+    wall: float
+    cpu_percent: float  # of all cores together, 0-100
+    cpus: int
+    memory_total: int  # bytes
+    memory_used: int
+    running: int
+
+
+@record(kw_only=True)
+class StatsSample:
+    """What ``Connection.stats_stream`` yields once per interval."""
+
+    host: HostStats
+    domains: tuple[DomainStats, ...]
+
+
 @record(kw_only=True)
 class ConnectionClosedEvent(Event):
     """The last item of an event stream whose connection ended; ``reason`` says why."""
