@@ -15,30 +15,47 @@ from __future__ import annotations
 import asyncio
 import textwrap
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 
 from lxml import etree
 
+from drivers.api import ConsoleStream
 from drivers.domxml import DomainDef, parse_domain
-from drivers.errors import ConnectionFailed, InvalidURI, VirtError
+from drivers.errors import (
+    ConnectionFailed,
+    InvalidArgument,
+    InvalidURI,
+    OperationInvalid,
+    VirtError,
+)
 from drivers.model import (
+    ConsoleLine,
     CrashedReason,
     DomainState,
     PausedReason,
     RunningReason,
     ShutoffReason,
     StateReason,
+    StatsSample,
     VolumeInfo,
 )
-from drivers.qemu.registry import DomainRegistry, RegistryConnection
+from drivers.qemu.registry import DomainRegistry, RegistryConnection, RuntimeDomain
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.storage import MemoryPool
+from drivers.test import simstats
+from drivers.test.simconsole import PANIC, SimulatedConsole
 from drivers.test.simqemu import SimulatedQemu
 from drivers.uri import URI
 
-#: Where seeded domains' start times come from (tests freeze it).
+#: Where seeded domains' start times, console lines and statistics get the time (tests
+#: freeze it).
 clock: Callable[[], float] = time.time
+
+
+def _now() -> float:
+    return clock()  # looked up at each call: a test may have replaced it
+
 
 TEST_NS = "http://libvirt.org/schemas/domain/test/1.0"
 IMAGE_DIR = "/var/lib/virtdeck/images"
@@ -144,6 +161,8 @@ def _seed_volumes() -> list[VolumeInfo]:
 
 #: The memory of the simulated host, in bytes.
 SIMULATED_MEMORY = 16 << 30
+#: The shortest interval stats_stream samples at (seconds).
+MIN_STATS_INTERVAL = 0.05
 
 
 class TestRegistry(DomainRegistry):
@@ -158,6 +177,13 @@ class TestRegistry(DomainRegistry):
         self.pool = MemoryPool(IMAGE_DIR, self.users_of, _seed_volumes())
         self.memory = memory
         """The simulated host's memory, in bytes."""
+        self.consoles: dict[str, SimulatedConsole] = {}
+        """Each domain's console of its last run, by UUID (kept after it stops)."""
+
+    @property
+    def cpus(self) -> int:
+        """The simulated host's CPUs: 8, and 32 for a host of more than 64 GiB."""
+        return 32 if self.memory > 64 << 30 else 8
 
     def store_definition(self, defn: DomainDef) -> None:
         """Definitions live in memory only."""
@@ -169,7 +195,9 @@ class TestRegistry(DomainRegistry):
         await asyncio.sleep(0)
         rt.domid = self.next_id()
         live.id = rt.domid
-        return SimulatedQemu(rt, status="inmigrate" if incoming else "prelaunch")
+        backend = SimulatedQemu(rt, "inmigrate" if incoming else "prelaunch", _now)
+        self.consoles[rt.uuid] = backend.console
+        return backend
 
     def free_memory(self) -> int:
         used = sum(rt.definition.memory_kib for rt in self.by_uuid.values() if rt.active)
@@ -196,7 +224,13 @@ class TestRegistry(DomainRegistry):
             rt.started_wall = clock() - 3600 * (1 + len(self.by_uuid) % 7)
             rt.domid = self.next_id()
             rt.live.id = rt.domid
-            rt.backend = SimulatedQemu(rt, _QEMU_STATUS.get(state, "running"))
+            backend = SimulatedQemu(rt, _QEMU_STATUS.get(state, "running"), _now)
+            rt.backend = backend
+            # It booted before this driver watched: its output so far, stamped as read now.
+            backend.console.boot(exact=False)
+            if state is DomainState.CRASHED:
+                backend.console.write(PANIC, exact=False)
+            self.consoles[rt.uuid] = backend.console
         elif state is not DomainState.SHUTOFF:
             rt.state, rt.reason = state, state.reason(0)
         return rt
@@ -209,13 +243,60 @@ class TestRegistry(DomainRegistry):
         return backend
 
 
+class TestDomain(RuntimeDomain):
+    """A test-driver domain: the QEMU driver's calls, plus the simulated serial console."""
+
+    _registry: TestRegistry
+
+    def _console(self) -> SimulatedConsole | None:
+        return self._registry.consoles.get(self.runtime.uuid)
+
+    async def console(self, force: bool = False) -> ConsoleStream:
+        rt = self.runtime
+        if not rt.active or not isinstance(rt.backend, SimulatedQemu):
+            raise OperationInvalid(
+                f"Domain '{rt.name}' is not running, so it has no console to attach to; "
+                "start it first."
+            )
+        defn = rt.definition
+        if not defn.serials and not defn.consoles:
+            raise OperationInvalid(
+                f"Domain '{rt.name}' has no serial console (its definition has no <serial> "
+                "or <console> device)."
+            )
+        return rt.backend.console.attach(force)
+
+    async def console_log(
+        self, since: float | None = None, follow: bool = False
+    ) -> AsyncIterator[ConsoleLine]:
+        console = self._console()
+        if console is None:
+            return  # it never ran while this driver watched: nothing was written
+        async for line in console.log(since, follow):
+            yield line
+
+
 class TestConnection(RegistryConnection):
     __test__ = False
     registry: TestRegistry
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return super().capabilities | {"simulate"}
+        return super().capabilities | {"simulate", "console", "stats"}
+
+    def _handle(self, rt: DomainRuntime) -> RuntimeDomain:
+        return TestDomain(self.registry, rt, self)
+
+    async def stats_stream(self, interval: float = 1.0) -> AsyncIterator[StatsSample]:
+        if not interval >= MIN_STATS_INTERVAL:
+            raise InvalidArgument(
+                f"The statistics interval must be at least {MIN_STATS_INTERVAL} s, not {interval}."
+            )
+        self._check_open()
+        registry = self.registry
+        while not self._closed:
+            yield simstats.sample(registry.sorted(), clock(), registry.cpus, registry.memory)
+            await asyncio.sleep(interval)
 
 
 _default: TestRegistry | None = None

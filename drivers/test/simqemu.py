@@ -16,13 +16,13 @@ import asyncio
 import inspect
 import itertools
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from drivers.errors import HypervisorError
 from drivers.qemu.events import Trigger
 from drivers.qemu.runtime import DomainRuntime
-from drivers.test import simmigration
+from drivers.test import simconsole, simmigration
 
 #: How long the simulated guest takes to act on the ACPI power button.
 GUEST_DELAY = 0.02
@@ -33,9 +33,25 @@ _pids = itertools.count(100000)
 class SimulatedQemu:
     """One simulated QEMU process with a cooperating guest."""
 
-    def __init__(self, rt: DomainRuntime, status: str = "prelaunch") -> None:
+    def __init__(
+        self,
+        rt: DomainRuntime,
+        status: str = "prelaunch",
+        clock: Callable[[], float] = time.time,
+    ) -> None:
         self._rt = rt
         self.status = status
+        self.console = simconsole.SimulatedConsole(
+            rt.name,
+            clock,
+            lambda: self.status == "running",
+            {
+                "poweroff": self.guest_poweroff,
+                "reboot": self.guest_reboot,
+                "panic": self.guest_panic,
+            },
+        )
+        """The guest's serial console (this run's: a new process has a new one)."""
         self.pid: int | None = next(_pids)
         self._gone = asyncio.Event()
         self._started = time.monotonic()
@@ -69,8 +85,13 @@ class SimulatedQemu:
             return
         for handle in self._handles:
             handle.cancel()
+        moved = (
+            isinstance(self.migration, simmigration.Outgoing)
+            and self.migration.status == "completed"
+        )
         if self.migration is not None:
             self.migration.close()
+        self.console.end(simconsole.MIGRATED if moved else simconsole.STOPPED)
         self._rt.feed(Trigger.EOF)
         self._gone.set()
 
@@ -108,8 +129,12 @@ class SimulatedQemu:
                 self.migration.autostart = True
             return {}
         if self.status != "running":
+            booting = self.status == "prelaunch"
             self.status = "running"
+            if booting:
+                self.console.boot()
             self._emit("RESUME")
+            self.console.resumed()
         return {}
 
     def _cmd_stop(self, args: Mapping[str, object]) -> Any:
@@ -122,6 +147,7 @@ class SimulatedQemu:
         self._emit("RESET", {"guest": False, "reason": "host-qmp-system-reset"})
         if self.status in ("shutdown", "guest-panicked"):
             self.status = "paused"
+        self.console.boot()
         return {}
 
     def _cmd_system_powerdown(self, args: Mapping[str, object]) -> Any:
@@ -242,12 +268,14 @@ class SimulatedQemu:
 
     def guest_poweroff(self) -> None:
         if self.status == "running":
+            self.console.write("[   42.000000] reboot: Power down\r\n")
             self.status = "shutdown"
             self._emit("SHUTDOWN", {"guest": True, "reason": "guest-shutdown"})
             self._emit("STOP")
 
     def guest_reboot(self) -> None:
         if self.status == "running":
+            self.console.write("[   42.000000] reboot: Restarting system\r\n")
             if self._rt.definition.on_reboot.value == "destroy":
                 self.status = "shutdown"
                 self._emit("SHUTDOWN", {"guest": True, "reason": "guest-reset"})
@@ -255,9 +283,11 @@ class SimulatedQemu:
                 return
             self._emit("RESET", {"guest": True, "reason": "guest-reset"})
             self._emit("RESET", {"guest": True, "reason": "guest-reset"})
+            self.console.boot()
 
     def guest_panic(self) -> None:
         if self.status == "running":
+            self.console.write(simconsole.PANIC)
             self.status = "guest-panicked"
             self._emit("GUEST_PANICKED", {"action": "pause"})
             self._emit("STOP")
