@@ -179,6 +179,8 @@ class SimulatedConsole:
             self._key(char)
 
     def _key(self, char: str) -> None:
+        if self._escape == "\x1b" and char < " ":
+            self._escape = ""  # a lone escape key, then a control key: that key counts
         if self._escape:
             # the rest of an escape sequence (an arrow key, F1 ...): the shell ignores it
             self._escape += char
