@@ -25,7 +25,7 @@ from textual.screen import Screen
 from textual.signal import Signal
 from textual.worker import Worker, WorkerState
 
-from drivers.errors import ConnectionLost, VirtError
+from drivers.errors import ConnectionLost, NotSupported, VirtError
 from drivers.reconnect import (
     DEFAULT_BACKOFF,
     LinkState,
@@ -48,11 +48,12 @@ from tui.config import (
     themes_dir,
 )
 from tui.hosts import HostLink, Update, link_uri
-from tui.messages import ActionFinished, DomainInfos, DomainXmlLoaded, HostUpdates
+from tui.messages import ActionFinished, DomainInfos, DomainXmlLoaded, HostUpdates, StatsSampled
 from tui.state import Changes, Clock, DomainStore, SystemClock
 
 if TYPE_CHECKING:
     from drivers.api import Connection
+    from drivers.model import StatsSample
     from tui.migration import MigrationRun
 
 __all__ = ["VirtdeckApp", "make_app", "run"]
@@ -67,6 +68,8 @@ def _virtdeck_commands() -> type[Provider]:
 
 HEAD_START_WAIT = 0.05
 """Seconds the app waits for the hosts' first sessions before it draws anything."""
+STATS_INTERVAL = 1.0
+"""Seconds between two statistics samples of a host."""
 
 
 class VirtdeckApp(App[None]):
@@ -140,6 +143,8 @@ class VirtdeckApp(App[None]):
         """The [keymap] entries in force (binding id → keys)."""
         self._head_start: dict[str, asyncio.Future[Session]] = {}
         """Sessions opened as the event loop started, by host name, until its link starts."""
+        self._stats_workers: dict[str, Worker[None]] = {}
+        """The statistics subscription of each connected host that offers one."""
         self._register_themes()
 
     # --- set-up ----------------------------------------------------------------------------
@@ -295,6 +300,7 @@ class VirtdeckApp(App[None]):
         self._supervise(link)
 
     async def disconnect_host(self, name: str) -> None:
+        self._stop_stats(name)
         link = self.links.pop(name, None)
         if link is not None:
             await link.close()
@@ -364,6 +370,10 @@ class VirtdeckApp(App[None]):
             self._frozen = True
 
     def _follow_up(self, host: str, generation: int, changes: Changes) -> None:
+        if host in changes.relinked:
+            state = self.store.hosts.get(host)
+            if state is not None and state.link is LinkState.CONNECTED:
+                self._start_stats(host, generation)
         if host in changes.refresh:
             self._refresh(host, generation)
         uuids = changes.infos.get(host)
@@ -399,6 +409,44 @@ class VirtdeckApp(App[None]):
     def _publish(self, changes: Changes) -> None:
         if changes:
             self.domains_changed.publish(changes)
+
+    # --- statistics ----------------------------------------------------------------------------
+
+    def _start_stats(self, host: str, generation: int) -> None:
+        """Subscribe to the statistics of ``host``'s new connection (when it offers them)."""
+        link = self._current(host, generation)
+        conn = None if link is None else link.link.conn
+        if conn is None or "stats" not in conn.capabilities:
+            return
+        self._stop_stats(host)
+        self._stats_workers[host] = self._watch_stats(host, generation, conn)
+
+    def _stop_stats(self, host: str) -> None:
+        worker = self._stats_workers.pop(host, None)
+        if worker is not None:
+            worker.cancel()
+
+    @work(group="stats", exit_on_error=False, description="host and domain statistics")
+    async def _watch_stats(self, host: str, generation: int, conn: Connection) -> None:
+        """One sample a second while the connection lasts (the host samples its domains
+        only while someone listens)."""
+        try:
+            async for sample in conn.stats_stream(STATS_INTERVAL):
+                link = self._current(host, generation)
+                if link is None or link.link.conn is not conn:
+                    return  # the host was disconnected or has reconnected since
+                self.post_message(StatsSampled(host, generation, sample))
+        except (ConnectionLost, NotSupported):
+            return  # the link's status tells of a loss; a host without statistics shows none
+
+    def on_stats_sampled(self, message: StatsSampled) -> None:
+        if self._current(message.host, message.generation) is None:
+            return
+        self.apply_stats(message.host, message.sample)
+
+    def apply_stats(self, host: str, sample: StatsSample) -> None:
+        """Take a statistics sample of ``host`` (from its stream, or fixed ones: tui.demo)."""
+        self._publish(self.store.apply_stats(host, sample))
 
     # --- host editing (the hosts screen) ---------------------------------------------------
 

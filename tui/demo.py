@@ -19,6 +19,7 @@ from tui.config import HostConfig, HostMode, cache_dir
 
 if TYPE_CHECKING:
     from drivers.api import Connection
+    from tui.app import VirtdeckApp
     from tui.screens.drain import DrainScreen
 
 # (name, MiB, vCPUs, virDomainState number: 1 running, 3 paused, 5 shut off, 6 crashed)
@@ -160,3 +161,30 @@ def freeze_drain(screen: DrainScreen) -> None:
         )
         screen.post_message(screen.Updated(frozen))
     screen.migration_run = run
+
+
+# --- fixed statistics, for the screenshots and snapshot tests ------------------------------
+
+
+def fill_stats(app: VirtdeckApp, seconds: int = 300) -> None:
+    """Give every test-driver host of ``app`` ``seconds`` of statistics history, ending at
+    the app's clock, computed as its simulation would have sent them (with a frozen clock
+    the live samples then change nothing)."""
+    from drivers.test.driver import TestConnection
+    from drivers.test.simstats import sample
+
+    now = int(app.clock.wall())
+    for name, link in app.links.items():
+        conn = link.link.conn
+        if not isinstance(conn, TestConnection):
+            continue
+        host = app.store.hosts.get(name)
+        if host is None:
+            continue
+        host.figures = None
+        for row in app.store.host_rows(name):
+            row.figures = None
+        registry = conn.registry
+        runtimes = registry.sorted()
+        for second in range(now - seconds + 1, now + 1):
+            app.apply_stats(name, sample(runtimes, float(second), registry.cpus, registry.memory))

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from textual.message import Message
 
-from drivers.model import Event
+from drivers.model import Event, StatsSample
 from drivers.reconnect import LinkStatus, Snapshot
 
 if TYPE_CHECKING:
@@ -63,3 +63,13 @@ class ActionFinished(Message):
     def __init__(self, keys: tuple[tuple[str, str], ...]) -> None:
         super().__init__()
         self.keys = keys
+
+
+class StatsSampled(Message):
+    """One statistics sample of a host (its own load and its running domains')."""
+
+    def __init__(self, host: str, generation: int, sample: StatsSample) -> None:
+        super().__init__()
+        self.host = host
+        self.generation = generation
+        self.sample = sample

@@ -37,6 +37,7 @@ from drivers.model import (
     ShutoffReason,
     StartedDetail,
     StateReason,
+    StatsSample,
     StoppedDetail,
     SuspendedDetail,
     state_words,
@@ -44,6 +45,7 @@ from drivers.model import (
 from drivers.reconnect import LinkState, LinkStatus, Snapshot
 from drivers.records import record
 from tui.config import HostConfig
+from tui.stats import DomainFigures, HostFigures
 
 #: How many events each domain's history keeps.
 HISTORY = 200
@@ -107,6 +109,8 @@ class DomainRow:
     """The event history as (wall time, text): plain tuples of a float and a string, which
     the garbage collector stops tracking, so that a long history costs its collections
     nothing (HISTORY items for each of thousands of domains would)."""
+    figures: DomainFigures | None = None
+    """Its statistics, once its host sampled it (hosts with the 'stats' capability)."""
 
     @property
     def key(self) -> Key:
@@ -131,6 +135,8 @@ class HostState:
     message: str = ""
     retry_at: float | None = None
     connected_once: bool = False
+    figures: HostFigures | None = None
+    """The host's own load, while it sends statistics."""
 
     @property
     def name(self) -> str:
@@ -157,10 +163,21 @@ class Changes:
     """Hosts that need a relist: an event named a domain not seen before."""
     infos: dict[str, set[str]] = field(default_factory=dict)
     """Per host, uuids whose vCPUs/memory should be (re)read."""
+    stats: set[Key] = field(default_factory=set)
+    """Rows whose statistics changed (a sample came, or they left it)."""
+    host_stats: set[str] = field(default_factory=set)
+    """Hosts whose own figures changed."""
 
     def __bool__(self) -> bool:
         return bool(
-            self.added or self.removed or self.updated or self.hosts or self.refresh or self.infos
+            self.added
+            or self.removed
+            or self.updated
+            or self.hosts
+            or self.refresh
+            or self.infos
+            or self.stats
+            or self.host_stats
         )
 
     def merge(self, other: Changes) -> None:
@@ -168,6 +185,8 @@ class Changes:
         self.removed |= other.removed
         self.updated |= other.updated
         self.hosts |= other.hosts
+        self.stats |= other.stats
+        self.host_stats |= other.host_stats
         self.relinked |= other.relinked
         self.refresh |= other.refresh
         for host, uuids in other.infos.items():
@@ -338,6 +357,9 @@ class DomainStore:
     def clear_host(self, name: str) -> Changes:
         """Forget a host's rows (after a deliberate disconnect)."""
         changes = Changes(hosts={name})
+        host = self.hosts.get(name)
+        if host is not None:
+            host.figures = None
         for row in self._by_host.get(name, {}).values():
             del self.rows[row.key]
             changes.removed.add(row.key)
@@ -428,6 +450,34 @@ class DomainStore:
                 continue
             row.vcpus, row.memory_kib = vcpus, memory_kib
             changes.updated.add(row.key)
+        return changes
+
+    def apply_stats(self, name: str, sample: StatsSample) -> Changes:
+        """A statistics sample of host ``name``: its own figures and its domains'."""
+        host = self.hosts.get(name)
+        rows = self._by_host.get(name)
+        if host is None or rows is None:
+            return Changes()
+        if host.figures is None:
+            host.figures = HostFigures()
+        host.figures.update(sample.host)
+        changes = Changes(host_stats={name})
+        sampled: set[str] = set()
+        for stats in sample.domains:
+            row = rows.get(stats.uuid)
+            if row is None:
+                continue  # not listed yet: the next sample finds it
+            if row.figures is None:
+                row.figures = DomainFigures()
+            row.figures.update(stats, row.memory_kib)
+            sampled.add(stats.uuid)
+            changes.stats.add(row.key)
+        second = int(sample.host.wall)
+        for row in rows.values():
+            figures = row.figures
+            if figures is not None and figures.latest is not None and row.uuid not in sampled:
+                figures.stopped(second)
+                changes.stats.add(row.key)
         return changes
 
     def apply_event(self, name: str, event: Event, changes: Changes) -> None:

@@ -113,11 +113,16 @@ async def select(pilot: Pilot[None], app: VirtdeckApp, name: str, host: str | No
     await pilot.pause()
 
 
+#: Worker groups that live as long as their host's link (or their screen).
+LONG_LIVED = frozenset({"hosts", "stats", "console", "logs"})
+
+
 async def settle(app: VirtdeckApp) -> None:
-    """Wait for every worker but the long-lived host links (the actions, reads, relists)."""
+    """Wait for every worker but the long-lived ones: host links, statistics, consoles and
+    logs (so: the actions, reads, relists)."""
     for _ in range(3):
         await asyncio.sleep(0)
-        pending = [w for w in app.workers if w.group != "hosts" and not w.is_finished]
+        pending = [w for w in app.workers if w.group not in LONG_LIVED and not w.is_finished]
         if pending:  # (an empty list would mean "every worker", the host links included)
             await app.workers.wait_for_complete(pending)
     await asyncio.sleep(0.01)

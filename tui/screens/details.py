@@ -1,8 +1,10 @@
-"""A domain's details: overview (from its XML), the XML itself, and its event history."""
+"""A domain's details: overview (from its XML), the XML itself, its event history, and its
+statistics (the last minute and the last five minutes, when its host sends them)."""
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, ClassVar
 
 from rich.console import Group, RenderableType
@@ -11,14 +13,26 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 
 from tui.messages import DomainXmlLoaded
 from tui.overview import Overview
 from tui.state import Changes, DomainRow, memory_text, uptime_text
+from tui.stats import (
+    CPU_FLOOR,
+    HISTORY_SECONDS,
+    RATE_FLOOR,
+    DomainFigures,
+    Series,
+    nice_top,
+    percent_text,
+    rate_text,
+    size_text,
+)
 from tui.text import inert
+from tui.widgets.chart import Chart
 from tui.widgets.domain_table import Look
 
 if TYPE_CHECKING:
@@ -45,6 +59,13 @@ class DetailsScreen(Screen[None]):
             id="details.events",
             tooltip="Show the domain's event history",
         ),
+        Binding(
+            "t",
+            "tab('stats')",
+            "Stats",
+            id="details.stats",
+            tooltip="Show CPU, memory, disk and network over the last minute and five minutes",
+        ),
     ]
 
     DEFAULT_CSS = """
@@ -52,8 +73,23 @@ class DetailsScreen(Screen[None]):
         & #details-tabs {
             height: 1fr;
         }
-        & #overview-body, & #xml-body, & #events-body {
+        & #overview-body, & #xml-body, & #events-body, & #stats-body {
             padding: 0 1;
+        }
+        & .stats-figure {
+            height: auto;
+            margin-top: 1;
+        }
+        & .stats-charts {
+            height: auto;
+        }
+        & .stats-chart {
+            height: auto;
+            width: 1fr;
+            margin-right: 2;
+            & > Label {
+                color: $text-muted;
+            }
         }
     }
     """
@@ -82,10 +118,23 @@ class DetailsScreen(Screen[None]):
                 yield Static(Text("Reading the definition…"), id="xml-body")
             with TabPane("Events", id="events"), VerticalScroll():
                 yield Static(id="events-body")
+            with TabPane("Stats", id="stats"), VerticalScroll(id="stats-body"):
+                yield Static(id="stats-summary")
+                for key, title, colour in _FIGURES:
+                    yield Label(title, classes="stats-figure", id=f"stats-{key}-title")
+                    with Horizontal(classes="stats-charts"):
+                        for span, words in (
+                            (60, "last minute"),
+                            (HISTORY_SECONDS, "last 5 minutes"),
+                        ):
+                            with Vertical(classes="stats-chart"):
+                                yield Label(words)
+                                yield Chart(colour, _LABELS[key], id=f"chart-{key}-{span}")
         yield Footer()
 
     def on_mount(self) -> None:
         self.vapp.domains_changed.subscribe(self, self._on_changes, immediate=True)
+        self._show_stats()
         self.vapp.theme_changed_signal.subscribe(self, lambda _: self._show_all(), immediate=True)
         self._show_all()
         self.vapp.load_xml(self.host, self.uuid, self)
@@ -99,6 +148,8 @@ class DetailsScreen(Screen[None]):
             self._show_title()
             self._show_overview()
             self._show_events()
+        if key in changes.stats or self.host in changes.relinked:
+            self._show_stats()
 
     def on_domain_xml_loaded(self, message: DomainXmlLoaded) -> None:
         self.xml = message.xml
@@ -199,8 +250,93 @@ class DetailsScreen(Screen[None]):
                 text.append(inert(item.text, one_line=True) + "\n")
         self.query_one("#events-body", Static).update(text)
 
+    def _show_stats(self) -> None:
+        row = self._row()
+        figures = row.figures if row is not None else None
+        summary = self.query_one("#stats-summary", Static)
+        host = self.vapp.store.hosts.get(self.host)
+        if figures is None:
+            if host is not None and host.figures is None:
+                words = f"{inert(self.host, one_line=True)} sends no statistics."
+            else:
+                words = "No statistics yet: the domain has not been sampled while running."
+            summary.update(Text(words, style="italic"))
+        else:
+            summary.update(_summary(figures, row.memory_kib if row is not None else None))
+        for key, series, top in _charts(figures, row.memory_kib if row is not None else None):
+            for span in (60, HISTORY_SECONDS):
+                values = series.tail(span) if series is not None else []
+                scale = top(values)
+                self.query_one(f"#chart-{key}-{span}", Chart).show(values, scale)
+
     def action_back(self) -> None:
         self.dismiss()
 
     def action_tab(self, name: str) -> None:
         self.query_one(TabbedContent).active = name
+
+
+_SPANS = ((60, "last minute"), (HISTORY_SECONDS, "last 5 minutes"))
+_FIGURES = (
+    ("cpu", "CPU (percent of one host core)", "spark-cpu"),
+    ("rss", "Memory in use (RSS of the QEMU process)", "spark-memory"),
+    ("disk", "Disk (read and written per second)", "spark-disk"),
+    ("net", "Network (received and sent per second)", "spark-net"),
+)
+_LABELS = {
+    "cpu": lambda v: f"{v:.0f}%",
+    "rss": size_text,
+    "disk": size_text,
+    "net": size_text,
+}
+
+
+def _rate_top(values: list[float | None]) -> float:
+    return nice_top(max([RATE_FLOOR, *(v for v in values if v is not None)]))
+
+
+def _charts(
+    figures: DomainFigures | None, memory_kib: int | None
+) -> list[tuple[str, Series | None, Callable[[list[float | None]], float]]]:
+    """Each chart's series and how its scale's top is found."""
+
+    def cpu_top(values: list[float | None]) -> float:
+        return nice_top(max([CPU_FLOOR, *(v for v in values if v is not None)]))
+
+    def rss_top(values: list[float | None]) -> float:
+        if memory_kib:
+            return float(memory_kib * 1024)
+        return nice_top(max([1.0, *(v for v in values if v is not None)]))
+
+    return [
+        ("cpu", figures.cpu if figures else None, cpu_top),
+        ("rss", figures.rss if figures else None, rss_top),
+        ("disk", figures.disk if figures else None, _rate_top),
+        ("net", figures.net if figures else None, _rate_top),
+    ]
+
+
+def _summary(figures: DomainFigures, memory_kib: int | None) -> Text:
+    stats = figures.latest
+    text = Text()
+    if stats is None:
+        text.append("Not running now; the charts show its last run.", style="italic")
+        return text
+    text.append("CPU ", style="bold")
+    text.append(percent_text(stats.cpu_percent))
+    if stats.vcpu_percent:
+        per = ", ".join(percent_text(v) for v in stats.vcpu_percent)
+        text.append(f" (vCPUs: {per})")
+    text.append("   Memory ", style="bold")
+    text.append(size_text(stats.rss_bytes))
+    if memory_kib:
+        text.append(f" of {memory_text(memory_kib)}")
+    if stats.balloon_actual_kib is not None:
+        text.append(f", balloon {size_text(stats.balloon_actual_kib * 1024)}")
+        if stats.balloon_available_kib is not None:
+            text.append(f" ({size_text(stats.balloon_available_kib * 1024)} free in the guest)")
+    text.append("\nDisk ", style="bold")
+    text.append(f"read {rate_text(stats.block_rd_rate)}, written {rate_text(stats.block_wr_rate)}")
+    text.append("   Network ", style="bold")
+    text.append(f"received {rate_text(stats.net_rx_rate)}, sent {rate_text(stats.net_tx_rate)}")
+    return text

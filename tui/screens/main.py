@@ -35,7 +35,15 @@ if TYPE_CHECKING:
     from tui.app import VirtdeckApp
     from tui.migration import MigrationJob
 
-_SORT_KEYS = {"host": "1", "name": "2", "state": "3", "vcpus": "4", "memory": "5", "uptime": "6"}
+_SORT_KEYS = {
+    "host": "1",
+    "name": "2",
+    "state": "3",
+    "vcpus": "4",
+    "memory": "5",
+    "uptime": "6",
+    "cpu": "7",
+}
 
 
 def _action_bindings() -> list[BindingType]:
@@ -117,14 +125,19 @@ def _action_bindings() -> list[BindingType]:
         ),
     ]
     for column, key in _SORT_KEYS.items():
+        busiest = column == "cpu"
         bindings.append(
             Binding(
                 key,
                 f"sort('{column}')",
-                f"Sort by {column}",
+                "Sort by CPU" if busiest else f"Sort by {column}",
                 id=f"table.sort_{column}",
                 show=False,
-                tooltip=f"Sort by {column}; again to reverse",
+                tooltip=(
+                    "Sort by host CPU use, the busiest domain of all hosts first; again to reverse"
+                    if busiest
+                    else f"Sort by {column}; again to reverse"
+                ),
             )
         )
     return bindings
@@ -196,10 +209,15 @@ class MainScreen(Screen[None]):
     def _refill(self) -> None:
         is_lost, matches = self.vapp.store.is_lost, self.filter.matches
         shown = ((r, is_lost(r.key)) for r in self.vapp.store.rows.values())
+        self.table.show_stats = self._any_stats()
         self.table.fill((r, self._look_of(r.key, lost)) for r, lost in shown if matches(r, lost))
         self._show_hosts()
         self._show_status()
         self.update_bindings()
+
+    def _any_stats(self) -> bool:
+        """Some host sends statistics: the table has room made for them."""
+        return any(h.figures is not None for h in self.vapp.store.hosts.values())
 
     def _restyle(self) -> None:
         self._update_look()
@@ -218,7 +236,7 @@ class MainScreen(Screen[None]):
         if self.marks:
             parts.append(f"{len(self.marks)} marked")
         column = self.table.sort_column
-        parts.append(f"sort: {column} {'▼' if self.table.sort_reverse else '▲'}")
+        parts.append(f"sort: {column} {'▼' if self.table.descending else '▲'}")
         if not self.filter.empty:
             parts.append(f"filter: {inert(self.filter.text, one_line=True)}")
         if self.busy:
@@ -271,7 +289,9 @@ class MainScreen(Screen[None]):
         for key in changes.removed:
             table.drop(key)
             self.marks.discard(key)
-        touched = changes.added | changes.updated
+        if changes.stats or changes.hosts:
+            table.show_stats = self._any_stats()
+        touched = changes.added | changes.updated | changes.stats
         for host in changes.relinked:
             touched |= {r.key for r in store.host_rows(host)}
         rows, is_lost, matches = store.rows, store.is_lost, self.filter.matches
@@ -290,7 +310,7 @@ class MainScreen(Screen[None]):
             if was_empty and table.row_count:
                 table.move_cursor(row=0, animate=False)
         table.repaint_changed()
-        if changes.hosts:
+        if changes.hosts or changes.host_stats:
             self._show_hosts()
         self._show_status()
         self.schedule_bindings()
@@ -612,6 +632,7 @@ class MainScreen(Screen[None]):
         self.update_bindings()
 
     def action_sort(self, column: str) -> None:
+        """Sort by ``column``; again reverses. Figures (CPU …) start with the biggest."""
         table = self.table
         if table.sort_column == column:
             table.sort_reverse = not table.sort_reverse

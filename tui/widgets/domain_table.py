@@ -2,7 +2,11 @@
 
 Cells are plain text drawn as segments, never parsed as markup (a guest's name must never
 be), and made inert with :func:`tui.text.inert`. Colours come from the theme's variables
-(``state-*``, ``host-*``), handed in as a :class:`Look`.
+(``state-*``, ``host-*``, ``spark-*``), handed in as a :class:`Look`.
+
+Hosts that send statistics add four figures, each a value and a sparkline of the last minute
+(:mod:`tui.stats` makes their texts once per sample): CPU, memory in use (RSS), disk and
+network rates. They show once any sample came, as many as the width allows (CPU first).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from textual.strip import Strip
 
 from drivers.model import DomainState
 from tui.state import STATE_ORDER, DomainRow, Key, memory_text, uptime_text
+from tui.stats import NO_CELLS
 from tui.text import inert
 
 _BOLD = Style(bold=True)
@@ -36,9 +41,27 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("vcpus", "vCPUs", 7),
     ("memory", "Memory", 8),
     ("uptime", "Uptime", 8),
+    # the statistics: a value, then its sparkline (hidden until a host sends statistics)
+    ("cpu", "CPU", 5),
+    ("cpu_spark", "", 8),
+    ("rss", "RSS", 5),
+    ("rss_spark", "", 8),
+    ("disk", "Disk/s", 6),
+    ("disk_spark", "", 8),
+    ("net", "Net/s", 6),
+    ("net_spark", "", 8),
 )
-SORTABLE = ("host", "name", "state", "vcpus", "memory", "uptime")
+SORTABLE = ("host", "name", "state", "vcpus", "memory", "uptime", "cpu", "rss", "disk", "net")
+#: Columns whose first sort shows the biggest first (the busiest domain on top).
+BIGGEST_FIRST = frozenset({"cpu", "rss", "disk", "net"})
 _COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
+BASE_COLUMNS = tuple(range(_COLUMN_INDEX["cpu"]))
+"""The columns always shown."""
+STATS_GROUPS: tuple[tuple[int, int], ...] = tuple(
+    (_COLUMN_INDEX[k], _COLUMN_INDEX[k] + 1) for k in ("cpu", "rss", "disk", "net")
+)
+"""The statistics columns (value, sparkline), in the order they get room."""
+_SPARK_STYLES = ("spark-cpu", "spark-memory", "spark-disk", "spark-net")
 NAME_MAX = 32
 HOST_MAX = 14
 
@@ -124,6 +147,8 @@ class RowLook(NamedTuple):
 def cell_inputs(row: DomainRow, look: Look, how: RowLook) -> tuple[object, ...]:
     """Per column, the values its cell is made from."""
     lost = how.lost
+    figures = row.figures
+    stats = NO_CELLS if lost or figures is None or not row.state.is_active else figures.cells
     return (
         (bool(how.busy), how.marked),
         (row.host, lost),
@@ -132,6 +157,7 @@ def cell_inputs(row: DomainRow, look: Look, how: RowLook) -> tuple[object, ...]:
         (row.vcpus, lost),
         (row.memory_kib, lost),
         ("" if lost else uptime_text(row, look.now()), row.started),
+        *stats,
     )
 
 
@@ -155,6 +181,12 @@ def make_cell(
             return ("lost", (99, row.host, row.name.lower()), "state-lost", False)
         words = row.words
         return (words, (STATE_ORDER.get(row.state, 9), words), state_style_name(row.state), False)
+    if column >= 7:
+        figure = inputs[column]
+        assert isinstance(figure, tuple)
+        spark = (column - 7) % 2 == 1
+        style = _SPARK_STYLES[(column - 7) // 2] if spark else PLAIN
+        return (str(figure[0]), figure[1], style, not spark)
     other = "state-lost" if lost else PLAIN
     if column == 4:
         return ("" if row.vcpus is None else str(row.vcpus), row.vcpus or 0, other, True)
@@ -292,6 +324,9 @@ class DomainTable(ScrollView, can_focus=True):
         self._inputs: dict[str, tuple[object, ...]] = {}
         self._lines: dict[str, Strip] = {}
         self._widths = [width for _, _, width in COLUMNS]
+        self._shown: tuple[int, ...] = BASE_COLUMNS
+        """The columns drawn, in order (statistics ones as the width allows)."""
+        self._show_stats = False
         self._changed: set[str] = set()
         self._reshaped = False
         """Rows were added or a column widened since the last repaint (or sort)."""
@@ -306,7 +341,48 @@ class DomainTable(ScrollView, can_focus=True):
 
     @property
     def _total_width(self) -> int:
-        return sum(w + 2 for w in self._widths)
+        widths = self._widths
+        return sum(widths[i] + 2 for i in self._shown)
+
+    @property
+    def descending(self) -> bool:
+        """The rows go from the biggest value down (figures sort that way first)."""
+        return self.sort_reverse != (self.sort_column in BIGGEST_FIRST)
+
+    @property
+    def show_stats(self) -> bool:
+        """Whether the statistics columns may show (once a host sent statistics)."""
+        return self._show_stats
+
+    @show_stats.setter
+    def show_stats(self, value: bool) -> None:
+        if value != self._show_stats:
+            self._show_stats = value
+            self._choose_columns()
+
+    @property
+    def shown_columns(self) -> tuple[str, ...]:
+        """The keys of the columns drawn (tests and tools)."""
+        return tuple(COLUMNS[i][0] for i in self._shown)
+
+    def _choose_columns(self) -> None:
+        """The base columns, then each statistics group the width has room for."""
+        shown = list(BASE_COLUMNS)
+        if self._show_stats:
+            widths = self._widths
+            room = self.scrollable_content_region.width if self.size.width else 1 << 16
+            total = sum(widths[i] + 2 for i in shown)
+            for group in STATS_GROUPS:
+                extra = sum(widths[i] + 2 for i in group)
+                if total + extra <= room:
+                    shown.extend(group)
+                    total += extra
+        if tuple(shown) != self._shown:
+            self._shown = tuple(shown)
+            self._lines.clear()
+            self._header = None
+            self._resize_virtual()
+            self.refresh()
 
     def _resize_virtual(self) -> None:
         self.virtual_size = Size(self._total_width, len(self._order) + 1)
@@ -316,6 +392,7 @@ class DomainTable(ScrollView, can_focus=True):
         return max(1, self.size.height - 1 - (1 if self.show_horizontal_scrollbar else 0))
 
     def on_resize(self) -> None:
+        self._choose_columns()
         self._scroll_to_cursor()
 
     # --- rows -----------------------------------------------------------------------------
@@ -350,6 +427,8 @@ class DomainTable(ScrollView, can_focus=True):
             self._lines.clear()
             self._header = None
             self._reshaped = True
+            if self._show_stats:
+                self._choose_columns()
         return changed
 
     def clear_rows(self) -> None:
@@ -536,10 +615,11 @@ class DomainTable(ScrollView, can_focus=True):
         x = event.x + round(self.scroll_offset.x)
         if event.y == 0:
             edge = 0
-            for index, width in enumerate(self._widths):
-                edge += width + 2
+            for index in self._shown:
+                edge += self._widths[index] + 2
                 if x < edge:
-                    self.post_message(self.HeaderClicked(self, COLUMNS[index][0]))
+                    key = COLUMNS[index][0]
+                    self.post_message(self.HeaderClicked(self, key.removesuffix("_spark")))
                     return
             return
         self.move_cursor(round(self.scroll_offset.y) + event.y - 1)
@@ -555,7 +635,10 @@ class DomainTable(ScrollView, can_focus=True):
     def _segments(self, cells: list[Cell], base: Style, over: Style | None) -> Strip:
         segments: list[Segment] = []
         style_of = self.look.style
-        for (text, _, style_name, right), width in zip(cells, self._widths, strict=True):
+        widths = self._widths
+        for index in self._shown:
+            text, _, style_name, right = cells[index]
+            width = widths[index]
             length = cell_len(text)
             if length > width:
                 text = set_cell_size(text, max(0, width - 1)) + "…" if width > 1 else text[:width]
@@ -574,11 +657,15 @@ class DomainTable(ScrollView, can_focus=True):
     def _header_strip(self) -> Strip:
         if self._header is None:
             style = self.get_component_rich_style("domain-table--header")
-            arrow = " ▼" if self.sort_reverse else " ▲"
-            labels: list[Cell] = [
-                (label + (arrow if key == self.sort_column else ""), 0, PLAIN, False)
-                for key, label, _ in COLUMNS
-            ]
+            arrow = "▼" if self.descending else "▲"
+            sorted_by = self.sort_column
+            labels: list[Cell] = []
+            for key, label, _ in COLUMNS:
+                if key == sorted_by and sorted_by not in BIGGEST_FIRST:
+                    label += " " + arrow
+                elif key == f"{sorted_by}_spark":
+                    label = arrow  # above the sparkline: the figure's label fills its column
+                labels.append((label, 0, PLAIN, False))
             self._header = self._segments(labels, style, None)
         return self._header
 

@@ -1,4 +1,5 @@
-"""The strip above the table: each host with its colour, link state and running/total."""
+"""The strip above the table: each host with its colour, link state, running/total and,
+when it sends statistics, its own CPU and memory use."""
 
 from __future__ import annotations
 
@@ -66,6 +67,9 @@ class HostBar(Static):
             running, total = counts.get(host.name, (0, 0))
             if host.link is LinkState.CONNECTED:
                 text.append(f" {running}/{total}", Style(color=variables.get("state-running")))
+                load = host.figures.summary() if host.figures is not None else ""
+                if load:
+                    text.append(f" {load}", Style(color=variables.get("state-shutoff")))
             else:
                 style = (
                     variables.get("state-crashed")
