@@ -19,6 +19,7 @@ from tui.config import HostConfig, HostMode, cache_dir
 
 if TYPE_CHECKING:
     from drivers.api import Connection
+    from drivers.model import ConsoleLine
     from tui.app import VirtdeckApp
     from tui.screens.drain import DrainScreen
 
@@ -163,7 +164,7 @@ def freeze_drain(screen: DrainScreen) -> None:
     screen.migration_run = run
 
 
-# --- fixed statistics, for the screenshots and snapshot tests ------------------------------
+# --- fixed statistics and console output, for the screenshots and snapshot tests -----------
 
 
 def fill_stats(app: VirtdeckApp, seconds: int = 300) -> None:
@@ -188,3 +189,55 @@ def fill_stats(app: VirtdeckApp, seconds: int = 300) -> None:
         runtimes = registry.sorted()
         for second in range(now - seconds + 1, now + 1):
             app.apply_stats(name, sample(runtimes, float(second), registry.cpus, registry.memory))
+
+
+#: What the console snapshot shows: a boot, a few commands, colours (raw guest bytes).
+CONSOLE_OUTPUT = (
+    b"\x1b[H\x1b[2J"
+    b"[    1.020304] EXT4-fs (vda1): mounted filesystem with ordered data mode\r\n"
+    b"[    1.200000] Run /sbin/init as init process\r\n"
+    b"\x1b[32m[  OK  ]\x1b[0m Reached target \x1b[1mMulti-User System\x1b[0m.\r\n"
+    b"VIRTDECK-GUEST-READY uptime=1.21 kernel=6.1.0-virtdeck-sim\r\n\r\n"
+    b"Debian GNU/Linux 12 web1 ttyS0 (simulated by virtdeck's test driver)\r\n\r\n"
+    b"web1 login: root (automatic login)\r\n"
+    b"root@web1:~# ping\r\nVIRTDECK-PONG\r\n"
+    b"root@web1:~# colors\r\n"
+    + "  ".join(f"\x1b[{30 + n}m{n}\x1b[0m \x1b[{90 + n}m{n + 8}\x1b[0m" for n in range(8)).encode()
+    + b"  \x1b[1mbold\x1b[0m \x1b[4munderline\x1b[0m \x1b[7mreverse\x1b[0m\r\n"
+    b"root@web1:~# title web1 (installer)\r\n\x1b]0;web1 (installer)\x07"
+    b"root@web1:~# uname -a\r\nLinux web1 6.1.0-virtdeck-sim x86_64 GNU/Linux\r\n"
+    b"root@web1:~# "
+)
+
+
+def console_log_lines(start: float) -> list[ConsoleLine]:
+    """A fixed console log for the logs view's snapshot: a boot read after the fact
+    (inexact times), then lines as they came, one with colour codes."""
+    from drivers.model import ConsoleLine
+
+    lines = [
+        ConsoleLine(start, "SeaBIOS (version 1.16.2-virtdeck)", False),
+        ConsoleLine(start, "Booting from Hard Disk...", False),
+        ConsoleLine(start, "[    0.000000] Linux version 6.1.0-virtdeck-sim #1 SMP", False),
+        ConsoleLine(start, "[    0.412345] Serial: 8250/16550 driver, 4 ports", False),
+        ConsoleLine(start, "[    1.020304] EXT4-fs (vda1): mounted filesystem", False),
+        ConsoleLine(start, "\x1b[32m[  OK  ]\x1b[0m Reached target Multi-User System.", False),
+        ConsoleLine(start, "VIRTDECK-GUEST-READY uptime=1.21 kernel=6.1.0-virtdeck-sim", False),
+        ConsoleLine(start, "", False),
+        ConsoleLine(start, "web1 login: root (automatic login)", False),
+    ]
+    texts = [
+        "root@web1:~# ping",
+        "VIRTDECK-PONG",
+        "root@web1:~# uptime",
+        " up 3:00,  1 user,  load average: 0.08, 0.03, 0.01",
+        "[ 10801.123456] virtio_net virtio0 enp1s0: link up",
+        "root@web1:~# sh systemctl restart nginx",
+        "VIRTDECK-DONE rc=0",
+        "root@web1:~# ping",
+        "VIRTDECK-PONG",
+        "\x1b]0;pwned\x07root@web1:~# \x1b[2Jready for more",
+    ]
+    for index, text in enumerate(texts):
+        lines.append(ConsoleLine(start + 3600 + 61.25 * index, text, True))
+    return lines

@@ -9,6 +9,10 @@ every such character into a visible escape, as virsh's table printer does.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import re
 
 
 def _escape(code: int) -> str:
@@ -88,3 +92,53 @@ def display_width(text: str) -> int:
             continue
         width += 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
     return width
+
+
+def _replacement(code: int) -> str:
+    return "\ufffd"
+
+
+_CELLS = _Table("", _replacement)
+
+
+def inert_cells(text: str) -> str:
+    """``text`` with every character :func:`inert` would escape replaced by U+FFFD, one
+    cell each (for a terminal emulator's cells, whose widths must not change)."""
+    return text.translate(_CELLS)
+
+
+_ESCAPES: re.Pattern[str] | None = None
+
+
+def plain_line(text: str) -> str:
+    """A line of console output as plain, inert text: escape sequences (colours, cursor
+    moves, titles) taken out, a carriage return keeps what was written after it,
+    backspaces rub out, tabs become spaces; anything left that could drive a terminal
+    is escaped by :func:`inert`."""
+    global _ESCAPES
+    if "\x1b" in text or "\x9b" in text or "\x9d" in text:
+        if _ESCAPES is None:
+            import re
+
+            _ESCAPES = re.compile(
+                r"(?:\x1b\[|\x9b)[0-?]*[ -/]*[@-~]"  # CSI ... final
+                r"|(?:\x1b\]|\x9d)[^\x07\x1b\x9c]*(?:\x07|\x1b\\|\x9c)?"  # OSC ... BEL/ST
+                r"|\x1b[PX^_][^\x1b\x9c]*(?:\x1b\\|\x9c)?"  # DCS, SOS, PM, APC ... ST
+                r"|\x1b[ -/]*[0-~]?"  # other ESC sequences (charsets, keypad modes ...)
+            )
+        text = _ESCAPES.sub("", text)
+    if "\r" in text:
+        parts = [p for p in text.split("\r") if p]
+        text = parts[-1] if parts else ""
+    if "\b" in text:
+        kept: list[str] = []
+        for char in text:
+            if char == "\b":
+                if kept:
+                    kept.pop()
+            else:
+                kept.append(char)
+        text = "".join(kept)
+    if "\t" in text:
+        text = text.expandtabs(8)
+    return inert(text, one_line=True)

@@ -61,6 +61,22 @@ def _action_bindings() -> list[BindingType]:
             tooltip="Overview, XML and event history of the domain under the cursor",
         ),
         Binding(
+            "c",
+            "console",
+            "Console",
+            id="domain.console",
+            tooltip="The domain's serial console inside virtdeck; ctrl+] returns to the table "
+            "(as in virsh console)",
+        ),
+        Binding(
+            "l",
+            "logs",
+            "Logs",
+            id="domain.logs",
+            show=False,
+            tooltip="The serial console's output since boot, with times: follow, search",
+        ),
+        Binding(
             "n",
             "new_domain",
             "New",
@@ -354,6 +370,8 @@ class MainScreen(Screen[None]):
     _GATED = (
         *ACTIONS_BY_NAME,
         "edit_xml",
+        "console",
+        "logs",
         "new_domain",
         "details",
         "mark",
@@ -399,6 +417,8 @@ class MainScreen(Screen[None]):
             if row is None or store.is_lost(row.key):
                 return False
             return store.hosts[row.host].config.writable
+        if action in ("console", "logs"):
+            return self._can_console(action == "console")
         if action == "new_domain":
             return any(not h.lost and h.config.writable for h in store.hosts.values())
         if action in ("details", "mark"):
@@ -408,6 +428,26 @@ class MainScreen(Screen[None]):
         if action == "drain":
             row = self.cursor_row()
             return row is not None and self.vapp.can_drain(row.host)
+        return True
+
+    def _can_console(self, interactive: bool) -> bool | None:
+        """The console: on a writable, connected host whose driver has consoles, dimmed
+        while the domain is not running. The log: also on read-only hosts, and for a domain
+        that stopped (its last run's output)."""
+        row = self.cursor_row()
+        store = self.vapp.store
+        if row is None or store.is_lost(row.key):
+            return False
+        if interactive and not store.hosts[row.host].config.writable:
+            return False
+        try:
+            conn = self.vapp.connection(row.host)
+        except VirtError:
+            return False
+        if "console" not in conn.capabilities:
+            return False
+        if interactive and not row.state.is_active:
+            return None
         return True
 
     def _can_migrate(self) -> bool | None:
@@ -562,6 +602,27 @@ class MainScreen(Screen[None]):
 
         self.app.push_screen(DrainScreen(row.host))
 
+    def action_console(self) -> None:
+        """The serial console of the cursor's domain."""
+        row = self.cursor_row()
+        if row is None or self._can_console(True) is not True:
+            return
+        self.open_console(row.host, row.uuid, row.name)
+
+    def open_console(self, host: str, uuid: str, name: str) -> None:
+        from tui.screens.console import ConsoleScreen
+
+        self.app.push_screen(ConsoleScreen(host, uuid, name))
+
+    def action_logs(self) -> None:
+        """The console log of the cursor's domain."""
+        row = self.cursor_row()
+        if row is None or self._can_console(False) is not True:
+            return
+        from tui.screens.logs import LogsScreen
+
+        self.app.push_screen(LogsScreen(row.host, row.uuid, row.name))
+
     def action_new_domain(self) -> None:
         """The new-domain form, on the connected hosts that allow changes.
 
@@ -584,7 +645,14 @@ class MainScreen(Screen[None]):
         row = self.cursor_row()
         default = row.host if row is not None and row.host in hosts else next(iter(hosts))
         kvm = [name for name, conn in hosts.items() if "kvm" in conn.capabilities]
-        self.app.push_screen(NewDomainScreen(hosts, default, kvm_hosts=kvm))
+        form = NewDomainScreen(hosts, default, kvm_hosts=kvm)
+
+        def closed(result: tuple[str, str] | None) -> None:
+            wanted = form.console_after
+            if result is not None and wanted is not None:
+                self.open_console(*wanted)
+
+        self.app.push_screen(form, closed)
 
     def action_edit_xml(self) -> None:
         from tui.screens.edit_xml import EditXmlScreen

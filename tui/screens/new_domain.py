@@ -4,7 +4,9 @@
 displays and crash action; :mod:`tui.domain_builder` checks the answers and writes the XML.
 Host data (domain names, the pool's images) is read in a worker whenever the host changes.
 "Define" creates the new disk image (if one is asked for), defines the domain and, for
-"Define and start", starts it, all in one worker; when defining fails the new image is
+"Define and start", starts it, all in one worker (and then, when the domain has a serial
+console and "Open its console" is ticked, the main screen opens the console, so that an
+installer booted with a serial console is right there); when defining fails the new image is
 deleted again so that nothing half-made is left, and the driver's message shows in the form.
 The screen never sets a domain's state: the host's events bring it to the table.
 
@@ -30,6 +32,7 @@ from textual.timer import Timer
 from textual.widget import Widget
 from textual.widgets import (
     Button,
+    Checkbox,
     Input,
     Label,
     RadioButton,
@@ -315,6 +318,7 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
         name: str
         started: bool
         start_error: str | None
+        uuid: str = ""
 
     name_input = getters.query_one("#name", Input)
     status = getters.query_one("#nd-status", Static)
@@ -350,6 +354,9 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
         self._timer: Timer | None = None
         self.preview_wanted: bool | None = None
         """The user's own choice to show the preview; None follows the terminal's width."""
+        self.console_after: tuple[str, str, str] | None = None
+        """(host, uuid, name) of the domain whose console to open once the form closes:
+        it was defined and started, has a serial console, and "Open its console" was on."""
         self._ready: tuple[bool, bool] | None = None
 
     # --- layout ------------------------------------------------------------------------------
@@ -447,6 +454,11 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
                     with Horizontal(classes="nd-row"):
                         yield self._field("vnc", "VNC display", Switch(True, id="vnc"))
                         yield self._field("serial", "Serial console", Switch(True, id="serial"))
+                    yield self._field(
+                        "open_console",
+                        "After Define and start",
+                        Checkbox("Open its console", True, id="open-console", compact=True),
+                    )
                     yield self._field(
                         "on_crash",
                         "When the guest crashes",
@@ -632,6 +644,10 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
                 )
         return spec, errors
 
+    def _console_offered(self, spec: DomainSpec) -> bool:
+        """Whether "Open its console" applies: a serial console, on a host that has them."""
+        return spec.serial and "console" in self.hosts[self.host].capabilities
+
     def _disk_path(self, spec: DomainSpec) -> str | None:
         if spec.disk == "new":
             return f"{self.pool_path or '…'}/{new_disk_name(spec)}"
@@ -659,6 +675,7 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
             ("disk", spec.boot != "disk"),
             ("existing_disk_path", spec.disk == "existing"),
             ("bridge", spec.network == "bridge"),
+            ("open_console", self._console_offered(spec)),
         ):
             self.query_one(f"#f-{key}").set_class(not group, "-hidden")
         self.query_one("#new-disk-row").display = spec.disk == "new"
@@ -737,6 +754,7 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
 
     @on(Select.Changed, "#iso, #existing-disk, #disk-format, #on-crash")
     @on(Switch.Changed)
+    @on(Checkbox.Changed)
     def _changed(self) -> None:
         self.submit_error = ""
         self.schedule_update()
@@ -820,7 +838,7 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
                 await dom.start()
             except VirtError as err:
                 start_error = err.message
-        self.post_message(self.Defined(host, dom.name, start, start_error))
+        self.post_message(self.Defined(host, dom.name, start, start_error, dom.uuid))
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         # Driver errors come back as messages; this catches the unexpected ones (which the
@@ -856,4 +874,8 @@ class NewDomainScreen(FramedDialog[tuple[str, str] | None]):
         else:
             verb = "Defined and started" if message.started else "Defined"
             self.app.notify(f"{verb} {name} on {host}.", title="New domain", markup=False)
+            spec, _ = self.read_spec()
+            wanted = self.query_one("#open-console", Checkbox).value
+            if message.started and wanted and self._console_offered(spec) and message.uuid:
+                self.console_after = (message.host, message.uuid, message.name)
         self.dismiss((message.host, message.name))

@@ -103,8 +103,15 @@ class KeyFooter(Widget, can_focus=False):
     }
     """
 
-    def __init__(self, *, id: str | None = None) -> None:  # noqa: A002 - Textual's name
+    def __init__(
+        self,
+        *,
+        id: str | None = None,  # noqa: A002 - Textual's name
+        own_only: bool = False,
+    ) -> None:
         super().__init__(id=id)
+        self.own_only = own_only
+        """Show only the screen's own keys (the console, whose other keys go to the guest)."""
         self.items: tuple[FooterItem, ...] = ()
         """The keys on the left, in the screen's order."""
         self.palette: FooterItem | None = None
@@ -116,6 +123,11 @@ class KeyFooter(Widget, can_focus=False):
         self.screen.bindings_updated_signal.subscribe(self, self._bindings_changed)
         self._update_items()
 
+    def show_own_only(self, own_only: bool) -> None:
+        if own_only != self.own_only:
+            self.own_only = own_only
+            self._update_items()
+
     def _bindings_changed(self, screen: Screen[object]) -> None:
         if screen.app.app_focus and self.is_attached and screen is self.screen:
             self._update_items()
@@ -126,10 +138,10 @@ class KeyFooter(Widget, can_focus=False):
             FooterItem(
                 binding.key, app.get_key_display(binding), binding.description, enabled, tooltip
             )
-            for binding, enabled, tooltip in shown_bindings(self.screen)
+            for binding, enabled, tooltip in shown_bindings(self.screen, own_only=self.own_only)
         ]
         palette: FooterItem | None = None
-        if app.ENABLE_COMMAND_PALETTE:
+        if app.ENABLE_COMMAND_PALETTE and not self.own_only:
             found = self.screen.active_bindings.get(app.COMMAND_PALETTE_BINDING)
             if found is not None:
                 binding = found.binding
@@ -178,8 +190,22 @@ class KeyFooter(Widget, can_focus=False):
         room = max(0, width - right.cell_len)
         line = Text(no_wrap=True, overflow="crop")
         self._spans = []
-        for item in self.items:
-            text = self._item_text(item, compact=False)
+        # Too many keys for the width: draw them compactly, then leave out dimmed ones
+        # (from the right), and only then cut the line after the last whole key.
+        items = list(self.items)
+        compact = False
+        texts = [self._item_text(item, compact=False) for item in items]
+        if sum(t.cell_len for t in texts) > room:
+            compact = True
+            texts = [self._item_text(item, compact=True) + " " for item in items]
+            for index in range(len(items) - 1, -1, -1):
+                if 1 + sum(t.cell_len for t in texts) <= room:
+                    break
+                if not items[index].enabled:
+                    del items[index], texts[index]
+        if compact:
+            line.append(" ", self.get_component_rich_style("key-footer--item"))
+        for item, text in zip(items, texts, strict=True):
             if line.cell_len + text.cell_len > room:
                 break
             self._spans.append((line.cell_len, line.cell_len + text.cell_len, item))
