@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.style import Style
 from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
@@ -81,7 +82,6 @@ def _action_bindings() -> list[BindingType]:
             "new_domain",
             "New",
             id="domain.new",
-            show=False,
             tooltip="Define a new domain on the cursor's host",
         ),
         Binding(
@@ -229,11 +229,72 @@ class MainScreen(Screen[None]):
         self.table.fill((r, self._look_of(r.key, lost)) for r, lost in shown if matches(r, lost))
         self._show_hosts()
         self._show_status()
+        self._show_empty()
         self.update_bindings()
 
     def _any_stats(self) -> bool:
         """Some host sends statistics: the table has room made for them."""
         return any(h.figures is not None for h in self.vapp.store.hosts.values())
+
+    # --- the empty state ----------------------------------------------------------------
+
+    def empty_text(self) -> Text | None:
+        """What the table area says when there is no domain to list (and no filter hides
+        any); None while there are rows, or while a host is still listing its first."""
+        app = self.vapp
+        store = app.store
+        if store.rows or not self.filter.empty:
+            return None
+        hosts = list(store.hosts.values())
+        if any(h.link is LinkState.CONNECTING and not h.connected_once for h in hosts):
+            return None  # the first listing is on its way: no flash of "nothing here"
+        variables = app.theme_variables
+        key_style = Style(color=variables.get("primary"), bold=True)
+        muted = Style(color=variables.get("state-shutoff"))
+        connected = [h.name for h in hosts if not h.lost]
+        text = Text()
+        if not hosts:
+            text.append("No hosts yet.", Style(bold=True))
+        elif connected:
+            names = ", ".join(inert(n, one_line=True) for n in connected)
+            text.append(f"No domains on {names} yet.", Style(bold=True))
+        else:
+            text.append("No host is connected, so there is nothing to list.", Style(bold=True))
+        text.append("\n\n")
+        steps: list[tuple[str, str]] = []
+        if self.check_action("new_domain", ()):
+            steps.append(
+                ("n", "Create a domain: name, memory, vCPUs, a disk, an ISO or a kernel to boot.")
+            )
+        steps.append(("H", "Add a host: another machine over SSH (qemu+ssh://user@host/system)."))
+        if not app.demo:
+            steps.append(("virtdeck --demo", "Explore first, on simulated hosts (no QEMU needed)."))
+        width = max(len(key) for key, _ in steps)
+        for key, words in steps:
+            text.append(f"  {key:<{width}}  ", key_style)
+            text.append(words + "\n")
+        text.append("\n? lists every key; : searches every action.", muted)
+        return text
+
+    def _show_empty(self) -> None:
+        text = self.empty_text()
+        box: Static | None
+        try:
+            box = self.query_one("#empty", Static)
+        except NoMatches:
+            box = None
+        if text is None:
+            if box is not None and box.display:
+                box.display = False
+                self.table.display = True
+                self.table.focus()
+            return
+        if box is None:
+            box = Static(id="empty")
+            self.mount(box, after=self.table)
+        box.update(text)
+        box.display = True
+        self.table.display = False
 
     def _restyle(self) -> None:
         self._update_look()
@@ -329,6 +390,8 @@ class MainScreen(Screen[None]):
         if changes.hosts or changes.host_stats:
             self._show_hosts()
         self._show_status()
+        if changes.added or changes.removed or changes.hosts:
+            self._show_empty()
         self.schedule_bindings()
 
     def _on_tick(self, now: float) -> None:
