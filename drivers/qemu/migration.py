@@ -312,7 +312,7 @@ async def _follow(
         figures = _figures(reply)
         status = figures["status"]
         if status == "completed":
-            return figures
+            return await _final_figures(backend, reply)
         if status in ("failed", "cancelled"):
             if job.cancelled or status == "cancelled":
                 job.cancelled = True
@@ -338,7 +338,21 @@ async def _follow(
             suspended = True
             await backend.execute("stop")
         job.update(**figures)
-        await _changed(rt, 0.1)
+        # The reply to a query sent during the stop-and-copy can come after the
+        # MIGRATION completed event: then the change to wait for has already happened.
+        if rt.migration_status not in _TERMINAL:
+            await _changed(rt, 0.1)
+
+
+async def _final_figures(backend: Backend, reply: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of a completed migration. QEMU says 'completed' a moment before it has
+    filled in the times (total-time and downtime 0): ask again briefly until it has."""
+    for _ in range(20):
+        if int(reply.get("total-time", 0)) > 0:
+            break
+        await asyncio.sleep(0.001)
+        reply = await backend.execute("query-migrate")
+    return _figures(reply)
 
 
 async def _mirror(
@@ -782,7 +796,8 @@ async def _arrived(rt: DomainRuntime, backend: Backend) -> None:
             raise HypervisorError(
                 f"The destination did not receive all of '{rt.name}' within {FINISH_WAIT:g} s."
             )
-        await _changed(rt, 0.05)
+        if rt.migration_status not in _TERMINAL:
+            await _changed(rt, 0.05)
 
 
 async def _discard(rt: DomainRuntime) -> None:
