@@ -233,6 +233,17 @@ class Connection(abc.ABC):
 
     # --- migration, the destination's phases (optional: capability 'migration') -----------
 
+    async def free_memory(self) -> int:
+        """Bytes of memory the host can still give guests (``virsh freecell``)."""
+        raise NotSupported(f"{self.uri} does not report its free memory.")
+
+    async def migrate_preflight(self, xml: str, copy_storage: bool = False) -> tuple[str, ...]:
+        """Why the domain ``xml`` could not run here after a migration, one sentence per
+        reason (emulator or machine type missing, disks absent without copy storage, not
+        enough free memory, a clash with a domain here); empty when nothing stands in the
+        way."""
+        raise NotSupported(f"{self.uri} cannot receive migrations.")
+
     async def migrate_prepare(
         self,
         xml: str,
@@ -254,6 +265,12 @@ class Connection(abc.ABC):
     ) -> None:
         """Finish (destination): start the guest's CPUs, or discard it after a failure."""
         raise NotSupported(f"{self.uri} cannot receive migrations.")
+
+    async def tunnel_socket(self, uuid: str, direction: str) -> str:
+        """The unix socket a tunnelled migration of ``uuid`` uses on this host: 'out', where
+        the source's QEMU sends the stream (the daemon listens), or 'in', where the
+        destination's QEMU waits for it. For daemons that relay a tunnel to their client."""
+        raise NotSupported(f"{self.uri} cannot tunnel migrations.")
 
     async def __aenter__(self) -> Connection:
         return self

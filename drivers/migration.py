@@ -32,7 +32,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from drivers.errors import InvalidArgument, NotSupported, OperationInvalid, VirtError
-from drivers.model import DomainState, JobInfo, JobPhase, JobProgressEvent
+from drivers.model import DiskCopy, DomainState, JobInfo, JobPhase, JobProgressEvent
 from drivers.records import replace
 from drivers.uri import parse_uri
 
@@ -152,6 +152,8 @@ async def migrate(
         return await _offline(dom, dest, begun.persistent_xml or begun.xml, xml, undefine_source)
 
     disks = begun.disks if copy_storage == "all" else ()
+    if disks and xml is not None:
+        disks = _disks_in(xml, disks)
     incoming = await dest.migrate_prepare(
         xml or begun.xml, started_wall=begun.started_wall, copy_disks=disks, tunnelled=tunnelled
     )
@@ -207,6 +209,14 @@ async def migrate(
     return await dest.lookup_by_uuid(incoming.uuid)
 
 
+def _disks_in(xml: str, disks: tuple[DiskCopy, ...]) -> tuple[DiskCopy, ...]:
+    """The copies to make, at the paths the destination's own XML gives each disk."""
+    from drivers.domxml import parse_domain
+
+    paths = {d.target_dev: d.source for d in parse_domain(xml).disks if d.source is not None}
+    return tuple(replace(d, path=paths.get(d.target, d.path)) for d in disks)
+
+
 async def _roll_back(
     dom: Domain, dest: Connection, uuid: str, pump: asyncio.Task[None] | None
 ) -> None:
@@ -257,16 +267,4 @@ async def _pump(stream: AsyncIterator[bytes], sink: TunnelSink) -> None:
         await sink.close()
 
 
-def describe(info: JobInfo) -> str:
-    """One progress line, as ``virsh migrate --verbose`` prints it (plus the figures)."""
-    if info.disk_total and info.status == "mirroring":
-        done = info.disk_transferred / info.disk_total
-        return f"Migration: [{100 * done:3.0f} %] copying disks"
-    total = info.ram_total or 1
-    done = 1 - info.ram_remaining / total if info.ram_total else 0.0
-    if info.type == "completed" or info.status == "completed":
-        done = 1.0
-    return f"Migration: [{100 * done:3.0f} %]"
-
-
-__all__ = ["TunnelEnds", "TunnelSink", "describe", "destination_host", "migrate"]
+__all__ = ["TunnelEnds", "TunnelSink", "destination_host", "migrate"]

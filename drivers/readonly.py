@@ -9,10 +9,14 @@ from __future__ import annotations
 from drivers.api import Connection, Domain, EventStream
 from drivers.errors import AccessDenied
 from drivers.model import (
+    DiskCopy,
     DomainInfo,
     DomainState,
     DomainSummary,
     HostInfo,
+    IncomingMigration,
+    JobInfo,
+    MigrationSource,
     PoolInfo,
     StateReason,
     VolumeInfo,
@@ -67,6 +71,25 @@ class ReadOnlyDomain(Domain):
     async def id(self) -> int | None:
         return await self._inner.id()
 
+    @property
+    def connection(self) -> Connection:
+        return self._inner.connection
+
+    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
+        raise _refuse("migrating a domain")
+
+    async def migrate_perform(self, uri: str, **options: object) -> JobInfo:
+        raise _refuse("migrating a domain")
+
+    async def migrate_confirm(self, success: bool, undefine_source: bool = False) -> None:
+        raise _refuse("migrating a domain")
+
+    async def job_info(self) -> JobInfo:
+        return await self._inner.job_info()
+
+    async def abort_job(self) -> None:
+        raise _refuse("aborting a migration")
+
 
 class ReadOnlyConnection(Connection):
     def __init__(self, inner: Connection) -> None:
@@ -78,7 +101,7 @@ class ReadOnlyConnection(Connection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return self._inner.capabilities | {"read-only"}
+        return (self._inner.capabilities - {"migration"}) | {"read-only"}
 
     async def list_domains(self) -> list[Domain]:
         return [ReadOnlyDomain(d) for d in await self._inner.list_domains()]
@@ -114,6 +137,32 @@ class ReadOnlyConnection(Connection):
 
     async def delete_volume(self, name: str) -> None:
         raise _refuse("deleting an image")
+
+    async def free_memory(self) -> int:
+        return await self._inner.free_memory()
+
+    async def migrate_preflight(self, xml: str, copy_storage: bool = False) -> tuple[str, ...]:
+        return await self._inner.migrate_preflight(xml, copy_storage)
+
+    async def migrate_prepare(
+        self,
+        xml: str,
+        *,
+        started_wall: float | None = None,
+        copy_disks: tuple[DiskCopy, ...] = (),
+        tunnelled: bool = False,
+    ) -> IncomingMigration:
+        raise _refuse("receiving a migration")
+
+    async def migrate_finish(
+        self,
+        uuid: str,
+        *,
+        success: bool,
+        persistent_xml: str | None = None,
+        paused: bool = False,
+    ) -> None:
+        raise _refuse("receiving a migration")
 
     async def close(self) -> None:
         await self._inner.close()

@@ -44,7 +44,7 @@ from drivers.errors import (
     OperationFailed,
     VirtError,
 )
-from drivers.model import DomainState
+from drivers.model import DomainState, PausedReason
 from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
@@ -212,12 +212,28 @@ class QemuRegistry(DomainRegistry):
         directory.mkdir(exist_ok=True, mode=0o700)
         return str(directory / f"{rt.name}-{time.strftime('%Y%m%d-%H%M%S')}.core")
 
+    def cannot_run(self, defn: DomainDef) -> list[str]:
+        from drivers.qemu.capabilities import machine_types
+
+        wanted = defn.emulator or self.emulator or DEFAULT_EMULATOR
+        found = shutil.which(wanted)
+        if found is None:
+            return [f"The emulator {wanted} is not installed on this host. {INSTALL_HINT}"]
+        reasons = []
+        machines = machine_types(found)
+        if machines and defn.machine not in machines:
+            reasons.append(
+                f"{wanted} on this host has no machine type '{defn.machine}' "
+                f"(it has e.g. {', '.join(sorted(machines)[:5])})."
+            )
+        if defn.virt_type == "kvm" and not self.allow_kvm:
+            reasons.append("The domain runs under KVM, which is not enabled on this host.")
+        return reasons
+
     def tunnel_path(self, name: str, direction: str) -> Path | None:
         run_dir = self._run_dir(name)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        path = run_dir / f"mig-{direction}.sock"
-        path.unlink(missing_ok=True)
-        return path
+        return run_dir / f"mig-{direction}.sock"
 
     def hypervisor_version(self) -> str:
         from drivers.qemu.capabilities import qemu_version
@@ -281,6 +297,10 @@ class QemuRegistry(DomainRegistry):
                 process.close()
                 alive = False
         rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
+        if alive and (rt.flags.migration_out or rt.reason is PausedReason.MIGRATION):
+            from drivers.qemu.migration import recover
+
+            await recover(rt, qemu_status)
 
     # --- launching ----------------------------------------------------------------------
 

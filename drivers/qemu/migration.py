@@ -294,6 +294,11 @@ async def perform(
             rt.set_flags(migration_out=False)
             kind = "cancelled" if job.cancelled else "failed"
             job.end(kind, JobPhase.CANCELLED if job.cancelled else JobPhase.FAILED, str(err))
+            if not isinstance(err, Exception):
+                # The client is gone (or the daemon is stopping): nobody will Confirm, so
+                # the source takes its guest back now.
+                with contextlib.suppress(VirtError):
+                    await _restore_source(rt, job.was_running)
             raise
 
 
@@ -441,17 +446,60 @@ async def confirm(
             return
         if job is not None and job.info.active:
             job.end("failed", JobPhase.FAILED, job.info.error)
-        was_running = job.was_running if job is not None else True
-        paused_by_us = rt.state is DomainState.PAUSED and rt.reason is PausedReason.MIGRATION
-        if not (paused_by_us and was_running) or rt.backend is None:
+        await _restore_source(rt, job.was_running if job is not None else True)
+
+
+async def _restore_source(rt: DomainRuntime, was_running: bool) -> None:
+    """After a failed migration, let a guest that ran before continue on the source
+    (running (migration canceled)); if QEMU refuses, paused (api error)."""
+    paused_by_us = rt.state is DomainState.PAUSED and rt.reason is PausedReason.MIGRATION
+    if not (paused_by_us and was_running) or rt.backend is None:
+        return
+    rt.set_flags(pending_running_reason=RunningReason.MIGRATION_CANCELED)
+    try:
+        await rt.backend.execute("cont")
+        await rt.wait_until(lambda: rt.state is not DomainState.PAUSED, "continue")
+    except VirtError as err:
+        log.warning("domain %s: cannot continue after a failed migration: %s", rt.name, err)
+        rt.feed(Trigger.RESUME_FAILED)
+
+
+async def recover(rt: DomainRuntime, qemu_status: str) -> None:
+    """A new driver found ``rt`` in the middle of a migration its predecessor ran
+    (libvirt-semantics.md §4.6): an outgoing one is cancelled and the guest continues on
+    the source, unless QEMU had already sent all of it (then it stays paused (migrating):
+    only the client knows whether the destination took over); an incoming one that never
+    finished is discarded."""
+    backend = rt.backend
+    if backend is None or not rt.active:
+        return
+    if rt.flags.migration_out:
+        status = ""
+        with contextlib.suppress(VirtError):
+            status = str((await backend.execute("query-migrate")).get("status", ""))
+            if status not in ("", *_TERMINAL):
+                await backend.execute("migrate_cancel")
+                for _ in range(200):
+                    status = str((await backend.execute("query-migrate")).get("status", ""))
+                    if status in _TERMINAL:
+                        break
+                    await asyncio.sleep(0.025)
+        rt.set_flags(migration_out=False)
+        if status == "completed":
+            log.warning(
+                "domain %s: its outgoing migration had completed when the daemon stopped; it "
+                "stays paused here (check the destination before resuming it)",
+                rt.name,
+            )
             return
-        rt.set_flags(pending_running_reason=RunningReason.MIGRATION_CANCELED)
-        try:
-            await rt.backend.execute("cont")
-            await rt.wait_until(lambda: rt.state is not DomainState.PAUSED, "continue")
-        except VirtError as err:
-            log.warning("domain %s: cannot continue after a failed migration: %s", rt.name, err)
-            rt.feed(Trigger.RESUME_FAILED)
+        await _restore_source(rt, was_running=True)
+    elif (
+        rt.state is DomainState.PAUSED
+        and rt.reason is PausedReason.MIGRATION
+        and qemu_status == "inmigrate"
+    ):
+        log.warning("domain %s: discarding an incoming migration that never finished", rt.name)
+        await _discard(rt)
 
 
 # --- destination ----------------------------------------------------------------------------
@@ -480,19 +528,13 @@ async def prepare(
     Migrated). Nothing is left behind if anything fails."""
     defn = parse_domain(xml)
     registry.check_definition(defn)
+    clash = _clash(registry, defn)
+    if clash is not None:
+        raise clash
+    problems = registry.cannot_run(defn) + _disk_problems(registry, defn, copy_disks)
+    if problems:
+        raise OperationInvalid(problems[0])
     rt = registry.by_uuid.get(defn.uuid)
-    same_name = registry.by_name.get(defn.name)
-    if same_name is not None and same_name.uuid != defn.uuid:
-        raise DomainExists(
-            f"The destination already has a different domain called '{defn.name}' (UUID "
-            f"{same_name.uuid}); rename one of them first."
-        )
-    if rt is not None and rt.active:
-        raise OperationInvalid(
-            f"Domain '{defn.name}' is already running on the destination; a guest must never "
-            "run twice."
-        )
-    await _check_disks(defn, copy_disks)
     created: list[Path] = []
     taken: list[int] = []
     added = rt is None
@@ -520,6 +562,7 @@ async def prepare(
                     exported = await _export(rt, backend, nbd_port, copy_disks)
                 if tunnel is not None:
                     port = 0
+                    tunnel.unlink(missing_ok=True)
                     await backend.execute("migrate-incoming", {"uri": f"unix:{tunnel}"})
                 else:
                     port = ports.take()
@@ -546,30 +589,77 @@ async def prepare(
     return result, incoming
 
 
-async def _check_disks(defn: DomainDef, copy_disks: tuple[DiskCopy, ...]) -> None:
+def _disk_problems(
+    registry: DomainRegistry, defn: DomainDef, copy_disks: tuple[DiskCopy, ...]
+) -> list[str]:
+    problems = []
     copied = {d.path for d in copy_disks}
     for disk in defn.disks:
         source = disk.source
         if source is None or source in copied:
             continue
-        if not Path(source).exists():
-            raise OperationInvalid(
+        if not registry.has_image(source):
+            problems.append(
                 f"Disk {disk.target_dev} of '{defn.name}' ({source}) is not present on the "
                 "destination; share the storage, or migrate with --copy-storage-all."
             )
     for copy in copy_disks:
         parent = Path(copy.path).parent
         if not parent.is_dir():
-            raise OperationInvalid(
+            problems.append(
                 f"The destination has no directory {parent} for disk {copy.target} of "
                 f"'{defn.name}'; create it there first."
             )
-        if Path(copy.path).exists():
-            raise OperationInvalid(
+        elif registry.has_image(copy.path):
+            problems.append(
                 f"The destination already has a file at {copy.path} (disk {copy.target}); "
                 "copy storage does not overwrite images. Move it away, or share the storage "
                 "and leave out --copy-storage-all."
             )
+    return problems
+
+
+def _clash(registry: DomainRegistry, defn: DomainDef) -> VirtError | None:
+    rt = registry.by_uuid.get(defn.uuid)
+    same_name = registry.by_name.get(defn.name)
+    if same_name is not None and same_name.uuid != defn.uuid:
+        return DomainExists(
+            f"The destination already has a different domain called '{defn.name}' (UUID "
+            f"{same_name.uuid}); rename one of them first."
+        )
+    if rt is not None and rt.active:
+        return OperationInvalid(
+            f"Domain '{defn.name}' is already running on the destination; a guest must never "
+            "run twice."
+        )
+    return None
+
+
+async def preflight(registry: DomainRegistry, xml: str, copy_storage: bool) -> list[str]:
+    """Why ``xml`` could not arrive here (see Connection.migrate_preflight)."""
+    try:
+        defn = parse_domain(xml)
+        registry.check_definition(defn)
+    except VirtError as err:
+        return [err.message]
+    reasons = registry.cannot_run(defn)
+    clash = _clash(registry, defn)
+    if clash is not None:
+        reasons.append(clash.message)
+    copies = tuple(
+        DiskCopy(disk.target_dev, disk.source, disk.driver_type or "raw", 0)
+        for disk, _node in disk_nodes(defn)
+        if copy_storage and disk.source is not None and not disk.readonly and disk.device != "cdrom"
+    )
+    reasons += _disk_problems(registry, defn, copies)
+    need = defn.memory_kib * 1024
+    free = registry.free_memory()
+    if need > free:
+        reasons.append(
+            f"'{defn.name}' needs {need >> 20} MiB of memory; the destination has "
+            f"{free >> 20} MiB free."
+        )
+    return reasons
 
 
 async def _create_disks(copy_disks: tuple[DiskCopy, ...]) -> list[Path]:

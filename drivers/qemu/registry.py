@@ -85,6 +85,20 @@ class DomainRegistry(abc.ABC):
     def dump_path(self, rt: DomainRuntime) -> str | None:
         return None
 
+    def free_memory(self) -> int:
+        """Bytes of memory guests can still have on this host."""
+        from drivers.qemu.capabilities import mem_available
+
+        return mem_available()
+
+    def has_image(self, path: str) -> bool:
+        """True when a disk image exists at ``path`` on this host."""
+        return Path(path).exists()
+
+    def cannot_run(self, defn: DomainDef) -> list[str]:
+        """Why this host could not run ``defn`` (emulator, machine type); [] if it can."""
+        return []
+
     def tunnel_path(self, name: str, direction: str) -> Path | None:
         """Where a tunnelled migration's unix socket for domain ``name`` goes ('in' or
         'out'), or None when this driver cannot tunnel."""
@@ -362,6 +376,22 @@ class RegistryConnection(Connection):
         )
         self.registry.incoming[result.uuid] = incoming
         return result
+
+    async def free_memory(self) -> int:
+        self._check_open()
+        return self.registry.free_memory()
+
+    async def migrate_preflight(self, xml: str, copy_storage: bool = False) -> tuple[str, ...]:
+        self._check_open()
+        return tuple(await migration.preflight(self.registry, xml, copy_storage))
+
+    async def tunnel_socket(self, uuid: str, direction: str) -> str:
+        self._check_open()
+        rt = self.registry.get_uuid(uuid)
+        path = self.registry.tunnel_path(rt.name, direction)
+        if path is None:
+            raise migration.unsupported_tunnel(rt.name)
+        return str(path)
 
     async def migrate_finish(
         self,

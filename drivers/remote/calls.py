@@ -9,7 +9,14 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
-from drivers.model import DomainIdentity, DomainInfo, DomainState, StateReason
+from drivers.model import (
+    DomainIdentity,
+    DomainInfo,
+    DomainState,
+    JobInfo,
+    MigrationSource,
+    StateReason,
+)
 from drivers.remote import protocol as p
 
 
@@ -67,3 +74,40 @@ class DomainCalls(DomainIdentity):
     async def id(self) -> int | None:
         value = await self._call("id")
         return int(value) if value is not None else None
+
+    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
+        return p.source_from_wire(await self._call("migrate_begin", offline=offline))
+
+    async def migrate_perform(
+        self,
+        uri: str,
+        *,
+        live: bool = True,
+        bandwidth_mib: int | None = None,
+        max_downtime_ms: int | None = None,
+        timeout_s: float | None = None,
+        nbd_host: str | None = None,
+        nbd_port: int = 0,
+        nbd_disks: tuple[str, ...] = (),
+    ) -> JobInfo:
+        info = await self._call(
+            "migrate_perform",
+            uri=uri,
+            live=live,
+            bandwidth_mib=bandwidth_mib,
+            max_downtime_ms=max_downtime_ms,
+            timeout_s=timeout_s,
+            nbd_host=nbd_host,
+            nbd_port=nbd_port,
+            nbd_disks=list(nbd_disks),
+        )
+        return p.job_from_wire(info)
+
+    async def migrate_confirm(self, success: bool, undefine_source: bool = False) -> None:
+        await self._call("migrate_confirm", success=success, undefine_source=undefine_source)
+
+    async def job_info(self) -> JobInfo:
+        return p.job_from_wire(await self._call("job_info"))
+
+    async def abort_job(self) -> None:
+        await self._call("abort_job")

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
-from collections.abc import Callable, Coroutine
+from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
 from drivers.api import Connection, Domain, EventHub, EventStream
@@ -26,8 +26,10 @@ from drivers.errors import (
 )
 from drivers.model import (
     ConnectionClosedEvent,
+    DiskCopy,
     DomainSummary,
     HostInfo,
+    IncomingMigration,
     PoolInfo,
     VolumeInfo,
 )
@@ -46,6 +48,28 @@ MAX_CALLS_IN_FLIGHT = 200
 
 class RemoteDomain(DomainCalls, Domain):
     """A domain of a daemon reached over asyncio."""
+
+    @property
+    def connection(self) -> Connection:
+        assert isinstance(self._conn, RemoteConnection)
+        return self._conn
+
+
+class _StreamSink:
+    """The client's sending end of a byte stream to the daemon."""
+
+    def __init__(self, conn: RemoteConnection, stream: int) -> None:
+        self._conn = conn
+        self._stream = stream
+
+    async def write(self, data: bytes) -> None:
+        await self._conn._send_frame(p.encode_bytes(self._stream, data))
+
+    async def close(self) -> None:
+        with contextlib.suppress(VirtError):
+            await self._conn._send_frame(
+                p.encode_message({"type": "stream-end", "stream": self._stream})
+            )
 
 
 class RemoteConnection(Connection):
@@ -78,6 +102,9 @@ class RemoteConnection(Connection):
         self._lost_reason: str | None = None
         self._reader_task: asyncio.Task[None] | None = None
         self.welcome: dict[str, Any] = {}
+        self._stream_ids = itertools.count(1)
+        #: Byte streams the daemon sends on, by id; None in a queue marks the stream's end.
+        self._streams: dict[int, asyncio.Queue[bytes | None]] = {}
 
     @property
     def uri(self) -> str:
@@ -132,11 +159,20 @@ class RemoteConnection(Connection):
             while True:
                 frame = await p.read_frame(self._reader)
                 if frame.kind != p.JSON:
+                    stream, data = p.decode_bytes(frame)
+                    queue = self._streams.get(stream)
+                    if queue is not None:
+                        # Waiting here when the consumer lags is the tunnel's flow control.
+                        await queue.put(data)
                     continue
                 message = p.decode_message(frame)
                 kind = message["type"]
                 if kind == "reply":
                     self._settle(message)
+                elif kind == "stream-end":
+                    queue = self._streams.get(message.get("stream", -1))
+                    if queue is not None:
+                        await queue.put(None)
                 elif kind == "event":
                     self._hub.publish(p.event_from_wire(message["event"]))
                 elif kind == "bye":
@@ -175,6 +211,7 @@ class RemoteConnection(Connection):
             if not future.done():
                 future.set_exception(error)
         self._pending.clear()
+        self._end_streams()
         self._hub.close(ConnectionClosedEvent(reason=reason, lost=True))
         with contextlib.suppress(Exception):
             self._writer.close()
@@ -183,6 +220,11 @@ class RemoteConnection(Connection):
             task.cancel()
         if self._on_close is not None:
             asyncio.get_running_loop().create_task(self._on_close())
+
+    def _end_streams(self) -> None:
+        for queue in self._streams.values():
+            with contextlib.suppress(asyncio.QueueFull):
+                queue.put_nowait(None)
 
     def lose(self, reason: str) -> None:
         """Declare the link dead (a transport noticed it first, e.g. SSH keepalives)."""
@@ -255,6 +297,82 @@ class RemoteConnection(Connection):
     async def delete_volume(self, name: str) -> None:
         await self.call("storage.delete_volume", name=name)
 
+    async def free_memory(self) -> int:
+        return int(await self.call("free_memory"))
+
+    async def migrate_preflight(self, xml: str, copy_storage: bool = False) -> tuple[str, ...]:
+        reasons = await self.call("migrate_preflight", xml=xml, copy_storage=copy_storage)
+        return tuple(str(r) for r in reasons)
+
+    async def migrate_prepare(
+        self,
+        xml: str,
+        *,
+        started_wall: float | None = None,
+        copy_disks: tuple[DiskCopy, ...] = (),
+        tunnelled: bool = False,
+    ) -> IncomingMigration:
+        result = await self.call(
+            "migrate_prepare",
+            xml=xml,
+            started_wall=started_wall,
+            copy_disks=p.disks_to_wire(copy_disks),
+            tunnelled=tunnelled,
+        )
+        return p.incoming_from_wire(result)
+
+    async def migrate_finish(
+        self,
+        uuid: str,
+        *,
+        success: bool,
+        persistent_xml: str | None = None,
+        paused: bool = False,
+    ) -> None:
+        await self.call(
+            "migrate_finish",
+            uuid=uuid,
+            success=success,
+            persistent_xml=persistent_xml,
+            paused=paused,
+        )
+
+    async def tunnel_out(self, uuid: str) -> tuple[str, AsyncIterator[bytes]]:
+        """The source's end of a tunnelled migration (see drivers.migration.TunnelEnds)."""
+        stream = next(self._stream_ids)
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
+        self._streams[stream] = queue
+        try:
+            result = await self.call("tunnel.out", uuid=uuid, stream=stream)
+        except BaseException:
+            self._streams.pop(stream, None)
+            raise
+
+        async def chunks() -> AsyncIterator[bytes]:
+            try:
+                while (data := await queue.get()) is not None:
+                    yield data
+            finally:
+                self._streams.pop(stream, None)
+
+        return str(result["uri"]), chunks()
+
+    async def tunnel_in(self, uuid: str) -> _StreamSink:
+        """The destination's end of a tunnelled migration."""
+        stream = next(self._stream_ids)
+        await self.call("tunnel.in", uuid=uuid, stream=stream)
+        return _StreamSink(self, stream)
+
+    async def _send_frame(self, frame: bytes) -> None:
+        if self._closed:
+            raise ConnectionLost(f"The connection to {self._name} is closed.")
+        try:
+            self._writer.write(frame)
+            await self._writer.drain()
+        except (ConnectionError, OSError) as err:
+            self._lose(f"writing to the daemon failed: {err}")
+            raise ConnectionLost(f"The connection to {self._name} was lost: {err}.") from err
+
     async def ping(self) -> float:
         """Round-trip time of one call, in seconds."""
         loop = asyncio.get_running_loop()
@@ -275,6 +393,7 @@ class RemoteConnection(Connection):
             self._reader_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._reader_task
+        self._end_streams()
         error = OperationInvalid("This connection was closed while the call was in flight.")
         for future in self._pending.values():
             if not future.done():

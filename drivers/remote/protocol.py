@@ -20,6 +20,7 @@ from drivers import records
 from drivers.errors import ProtocolError, VirtError, error_classes
 from drivers.model import (
     ConnectionClosedEvent,
+    DiskCopy,
     DomainEvent,
     DomainInfo,
     DomainState,
@@ -27,10 +28,12 @@ from drivers.model import (
     Event,
     EventType,
     HostInfo,
+    IncomingMigration,
     JobInfo,
     JobPhase,
     JobProgressEvent,
     LifecycleEvent,
+    MigrationSource,
     PoolInfo,
     VolumeInfo,
 )
@@ -273,6 +276,44 @@ def job_from_wire(d: Any) -> JobInfo:
     except KeyError as err:
         raise ProtocolError(f"A JobInfo from the daemon has an unknown phase: {err}.") from err
     return from_wire(JobInfo, data)
+
+
+def disks_to_wire(disks: tuple[DiskCopy, ...]) -> list[dict[str, Any]]:
+    return [to_wire(d) for d in disks]
+
+
+def disks_from_wire(data: Any) -> tuple[DiskCopy, ...]:
+    if not isinstance(data, list):
+        raise ProtocolError("Expected a list of disks.")
+    return tuple(from_wire(DiskCopy, d) for d in data)
+
+
+def source_to_wire(m: MigrationSource) -> dict[str, Any]:
+    data = to_wire(m)
+    data["disks"] = disks_to_wire(m.disks)
+    return data
+
+
+def source_from_wire(d: Any) -> MigrationSource:
+    if not isinstance(d, dict):
+        raise ProtocolError("Expected an object for MigrationSource.")
+    data = dict(d)
+    data["disks"] = disks_from_wire(data.get("disks", []))
+    return from_wire(MigrationSource, data)
+
+
+def incoming_to_wire(m: IncomingMigration) -> dict[str, Any]:
+    data = to_wire(m)
+    data["nbd_disks"] = list(m.nbd_disks)
+    return data
+
+
+def incoming_from_wire(d: Any) -> IncomingMigration:
+    if not isinstance(d, dict):
+        raise ProtocolError("Expected an object for IncomingMigration.")
+    data = dict(d)
+    data["nbd_disks"] = tuple(str(x) for x in data.get("nbd_disks", []))
+    return from_wire(IncomingMigration, data)
 
 
 @functools.cache

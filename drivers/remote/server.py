@@ -27,6 +27,7 @@ from drivers.errors import (
 )
 from drivers.model import Event
 from drivers.remote import protocol as p
+from drivers.remote import tunnel
 from drivers.version import VERSION
 
 log = logging.getLogger(__name__)
@@ -50,6 +51,8 @@ def _arg(args: dict[str, Any], name: str, kind: type, default: Any = ...) -> Any
             raise InvalidArgument(f"The call is missing its '{name}' argument.")
         return default
     value = args[name]
+    if value is None and default is None:
+        return None  # an optional argument sent as null
     if kind is bool and not isinstance(value, bool):
         raise InvalidArgument(f"Argument '{name}' must be true or false.")
     if kind is str and not isinstance(value, str):
@@ -140,7 +143,63 @@ async def _delete_volume(conn: Connection, args: dict[str, Any]) -> Any:
     await conn.delete_volume(_arg(args, "name", str))
 
 
+async def _migrate_begin(conn: Connection, args: dict[str, Any]) -> Any:
+    begun = await (await _domain(conn, args)).migrate_begin(_arg(args, "offline", bool, False))
+    return p.source_to_wire(begun)
+
+
+def _optional_int(args: dict[str, Any], name: str) -> int | None:
+    value = args.get(name)
+    return None if value is None else _arg(args, name, int)
+
+
+async def _migrate_perform(conn: Connection, args: dict[str, Any]) -> Any:
+    dom = await _domain(conn, args)
+    timeout = args.get("timeout_s")
+    if timeout is not None and not isinstance(timeout, int | float):
+        raise InvalidArgument("Argument 'timeout_s' must be a number of seconds.")
+    disks = args.get("nbd_disks", [])
+    if not isinstance(disks, list) or not all(isinstance(d, str) for d in disks):
+        raise InvalidArgument("Argument 'nbd_disks' must be a list of disk names.")
+    info = await dom.migrate_perform(
+        _arg(args, "uri", str),
+        live=_arg(args, "live", bool, True),
+        bandwidth_mib=_optional_int(args, "bandwidth_mib"),
+        max_downtime_ms=_optional_int(args, "max_downtime_ms"),
+        timeout_s=None if timeout is None else float(timeout),
+        nbd_host=_arg(args, "nbd_host", str, None),
+        nbd_port=_arg(args, "nbd_port", int, 0),
+        nbd_disks=tuple(disks),
+    )
+    return p.job_to_wire(info)
+
+
+async def _migrate_confirm(conn: Connection, args: dict[str, Any]) -> Any:
+    await (await _domain(conn, args)).migrate_confirm(
+        _arg(args, "success", bool), _arg(args, "undefine_source", bool, False)
+    )
+
+
+async def _job_info(conn: Connection, args: dict[str, Any]) -> Any:
+    return p.job_to_wire(await (await _domain(conn, args)).job_info())
+
+
+async def _free_memory(conn: Connection, args: dict[str, Any]) -> Any:
+    return await conn.free_memory()
+
+
+async def _migrate_preflight(conn: Connection, args: dict[str, Any]) -> Any:
+    xml = _arg(args, "xml", str)
+    return list(await conn.migrate_preflight(xml, _arg(args, "copy_storage", bool, False)))
+
+
 METHODS: dict[str, Handler] = {
+    "free_memory": _free_memory,
+    "migrate_preflight": _migrate_preflight,
+    "domain.migrate_begin": _migrate_begin,
+    "domain.migrate_perform": _migrate_perform,
+    "domain.migrate_confirm": _migrate_confirm,
+    "domain.job_info": _job_info,
     "storage.pool_info": _pool_info,
     "storage.list_volumes": _list_volumes,
     "storage.create_volume": _create_volume,
@@ -158,8 +217,81 @@ METHODS: dict[str, Handler] = {
     "domain.id": _id,
     **{
         f"domain.{name}": _simple(name)
-        for name in ("shutdown", "reboot", "reset", "suspend", "resume", "destroy", "undefine")
+        for name in (
+            "shutdown",
+            "reboot",
+            "reset",
+            "suspend",
+            "resume",
+            "destroy",
+            "undefine",
+            "abort_job",
+        )
     },
+}
+
+
+SessionHandler = Callable[["ClientSession", dict[str, Any]], Awaitable[Any]]
+
+
+async def _migrate_prepare(session: ClientSession, args: dict[str, Any]) -> Any:
+    started = args.get("started_wall")
+    if started is not None and not isinstance(started, int | float):
+        raise InvalidArgument("Argument 'started_wall' must be a Unix time.")
+    incoming = await session.conn.migrate_prepare(
+        _arg(args, "xml", str),
+        started_wall=None if started is None else float(started),
+        copy_disks=p.disks_from_wire(args.get("copy_disks", [])),
+        tunnelled=_arg(args, "tunnelled", bool, False),
+    )
+    # Until Finish, the migration belongs to this client: if it goes away, the
+    # destination's copy is discarded (the guest stays on the source).
+    session.incoming.add(incoming.uuid)
+    return p.incoming_to_wire(incoming)
+
+
+async def _migrate_finish(session: ClientSession, args: dict[str, Any]) -> Any:
+    uuid = _arg(args, "uuid", str)
+    session.incoming.discard(uuid)
+    await session.conn.migrate_finish(
+        uuid,
+        success=_arg(args, "success", bool),
+        persistent_xml=_arg(args, "persistent_xml", str, None),
+        paused=_arg(args, "paused", bool, False),
+    )
+
+
+def _new_stream(session: ClientSession, args: dict[str, Any]) -> int:
+    stream: int = _arg(args, "stream", int)
+    if stream in session.streams:
+        raise InvalidArgument(f"Stream {stream} is already open on this connection.")
+    return stream
+
+
+async def _tunnel_out(session: ClientSession, args: dict[str, Any]) -> Any:
+    stream = _new_stream(session, args)
+    path = Path(await session.conn.tunnel_socket(_arg(args, "uuid", str), "out"))
+
+    def end() -> None:
+        session.send({"type": "stream-end", "stream": stream})
+        session.streams.pop(stream, None)
+
+    session.streams[stream] = await tunnel.open_out(path, stream, session.send_now, end)
+    return {"uri": f"unix:{path}"}
+
+
+async def _tunnel_in(session: ClientSession, args: dict[str, Any]) -> Any:
+    stream = _new_stream(session, args)
+    path = Path(await session.conn.tunnel_socket(_arg(args, "uuid", str), "in"))
+    session.streams[stream] = await tunnel.open_in(path, stream)
+    return {}
+
+
+SESSION_METHODS: dict[str, SessionHandler] = {
+    "migrate_prepare": _migrate_prepare,
+    "migrate_finish": _migrate_finish,
+    "tunnel.out": _tunnel_out,
+    "tunnel.in": _tunnel_in,
 }
 
 
@@ -185,6 +317,10 @@ class ClientSession:
         self.closed = False
         self._calls: set[asyncio.Task[None]] = set()
         self.writer_task: asyncio.Task[None] | None = None
+        #: Byte streams this client has open (tunnelled migrations), by stream id.
+        self.streams: dict[int, tunnel.StreamEnd] = {}
+        #: Incoming migrations this client prepared and has not finished, by UUID.
+        self.incoming: set[str] = set()
 
     def send(self, message: dict[str, Any]) -> None:
         """Queue a message; a client whose queue is full is disconnected."""
@@ -219,6 +355,14 @@ class ClientSession:
                 f"this client fell {self.server.max_queue} messages behind; reconnect to get "
                 "the current state"
             )
+
+    async def send_now(self, frame: bytes) -> None:
+        """Write a stream's frame and wait until the transport has taken it (flow control
+        for tunnels; ordering against queued messages does not matter for streams)."""
+        if self.closed:
+            raise ConnectionError("the client is gone")
+        self.writer.write(frame)
+        await self.writer.drain()
 
     def drop(self, reason: str) -> None:
         """Disconnect with ``reason``: pending messages are discarded, the bye goes last.
@@ -257,7 +401,11 @@ class ClientSession:
             while not self.closed:
                 frame = await p.read_frame(self.reader)
                 if frame.kind != p.JSON:
-                    raise ProtocolError("This daemon has no streams open for byte frames yet.")
+                    stream, data = p.decode_bytes(frame)
+                    end = self.streams.get(stream)
+                    if end is not None:  # else: a stream that just ended
+                        await end.feed(data)
+                    continue
                 self._dispatch(p.decode_message(frame))
         except EOFError:
             pass
@@ -268,6 +416,12 @@ class ClientSession:
         finally:
             for task in list(self._calls):
                 task.cancel()
+            for end in self.streams.values():
+                end.close()
+            self.streams.clear()
+            if self.incoming:
+                with contextlib.suppress(Exception):
+                    await self._abandon(set(self.incoming))
             if not self.closed:
                 self.closed = True
                 with contextlib.suppress(asyncio.QueueFull):
@@ -305,10 +459,24 @@ class ClientSession:
         )
         self.ready = True
 
+    async def _abandon(self, uuids: set[str]) -> None:
+        """The client left between Prepare and Finish: discard what it prepared."""
+        for uuid in uuids:
+            log.warning("client %s left during an incoming migration; discarding it", self.peer)
+            try:
+                await self.conn.migrate_finish(uuid, success=False)
+            except VirtError as err:
+                log.warning("discarding incoming migration %s: %s", uuid, err)
+
     def _dispatch(self, message: dict[str, Any]) -> None:
         kind = message["type"]
         if kind == "bye":
             self.closed = True
+            return
+        if kind == "stream-end":
+            end = self.streams.pop(message.get("stream", -1), None)
+            if end is not None:
+                end.end()
             return
         if kind != "call":
             raise ProtocolError(f"Unknown message type '{kind}'.")
@@ -328,13 +496,18 @@ class ClientSession:
     async def _call(self, call_id: int, method: Any, args: Any) -> None:
         try:
             handler = METHODS.get(method) if isinstance(method, str) else None
-            if handler is None:
+            session_handler = SESSION_METHODS.get(method) if isinstance(method, str) else None
+            if handler is None and session_handler is None:
                 raise InvalidArgument(f"The daemon has no method '{method}'.")
             if args is None:
                 args = {}
             if not isinstance(args, dict):
                 raise InvalidArgument(f"The arguments of '{method}' must be an object.")
-            result = await handler(self.conn, args)
+            if session_handler is not None:
+                result = await session_handler(self, args)
+            else:
+                assert handler is not None
+                result = await handler(self.conn, args)
             self.send({"type": "reply", "id": call_id, "result": result})
         except VirtError as err:
             self.send({"type": "reply", "id": call_id, "error": p.error_to_wire(err)})

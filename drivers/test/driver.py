@@ -139,6 +139,10 @@ def _seed_volumes() -> list[VolumeInfo]:
     return disks + isos
 
 
+#: The memory of the simulated host, in bytes.
+SIMULATED_MEMORY = 16 << 30
+
+
 class TestRegistry(DomainRegistry):
     """The domains of one test driver instance."""
 
@@ -162,6 +166,15 @@ class TestRegistry(DomainRegistry):
         rt.domid = self.next_id()
         live.id = rt.domid
         return SimulatedQemu(rt, status="inmigrate" if incoming else "prelaunch")
+
+    def free_memory(self) -> int:
+        used = sum(rt.definition.memory_kib for rt in self.by_uuid.values() if rt.active)
+        return max(0, SIMULATED_MEMORY - used * 1024)
+
+    def has_image(self, path: str) -> bool:
+        pool = self.pool
+        assert isinstance(pool, MemoryPool)
+        return any(v.path == path for v in pool.volumes.values())
 
     def next_id(self) -> int:
         ids = [rt.domid for rt in self.by_uuid.values() if rt.domid is not None]

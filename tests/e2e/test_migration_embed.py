@@ -147,3 +147,47 @@ async def test_abort_rolls_back(hosts: tuple[Connection, Connection]) -> None:
     assert [d.name for d in await dst.list_domains()] == []
     assert (await dom.job_info()).type == "cancelled"
     await rec.close()
+
+
+async def test_preflight_gives_reasons(
+    hosts: tuple[Connection, Connection], short_tmp: Path
+) -> None:
+    _, dst = hosts
+    assert await dst.migrate_preflight(diskless_xml("pf1")) == ()
+    huge = diskless_xml("pf2", memory_mib=1 << 24)
+    missing = diskless_xml("pf3").replace(
+        "<devices>",
+        f"<devices><disk type='file' device='disk'><source file='{short_tmp}/nope.qcow2'/>"
+        "<driver name='qemu' type='qcow2'/><target dev='vda' bus='virtio'/></disk>",
+    )
+    (reason,) = await dst.migrate_preflight(huge)
+    assert "needs 16777216 MiB of memory" in reason
+    (reason,) = await dst.migrate_preflight(missing)
+    assert "is not present on the destination" in reason and "--copy-storage-all" in reason
+    assert await dst.migrate_preflight(missing, copy_storage=True) == ()
+    wrong = diskless_xml("pf4").replace("machine='q35'", "machine='no-such-machine'")
+    (reason,) = await dst.migrate_preflight(wrong)
+    assert "no machine type 'no-such-machine'" in reason
+    assert await dst.free_memory() > 0
+
+
+async def test_offline_migration_moves_the_definition(
+    hosts: tuple[Connection, Connection],
+) -> None:
+    src, dst = hosts
+    dom = await src.define_xml(diskless_xml("off1"))
+    with pytest.raises(OperationInvalid, match="--offline"):
+        await dom.migrate(dst)
+    rec_src, rec_dst = EventRecorder(src), EventRecorder(dst)
+    mark_src, mark_dst = rec_src.mark(), rec_dst.mark()
+    moved = await dom.migrate(dst, offline=True, undefine_source=True)
+    assert await words(dst, "off1") == "shut off (unknown)"
+    assert moved.uuid == dom.uuid
+    await rec_src.wait_lifecycle(["Undefined Removed"], mark_src)
+    await rec_dst.wait_lifecycle(["Defined Added"], mark_dst)
+    assert [d.name for d in await src.list_domains()] == []
+    await moved.start()
+    with pytest.raises(OperationInvalid, match="offline migration moves only shut-off"):
+        await moved.migrate(src, offline=True)
+    await rec_src.close()
+    await rec_dst.close()

@@ -14,6 +14,7 @@ from drivers.model import DomainState, DomainSummary, state_words
 from tui.text import inert_xml
 from tui.virsh.event import EVENT
 from tui.virsh.formats import cpu_seconds, field, info_line, table
+from tui.virsh.migrate import DOMJOBABORT, DOMJOBINFO, MIGRATE
 from tui.virsh.options import (
     Args,
     Command,
@@ -326,6 +327,7 @@ DOMAIN_MANAGEMENT = Group(
             cmd_define,
         ),
         _verb("destroy", "destroy (stop) a domain", "Forcefully stop a given domain.", cmd_destroy),
+        DOMJOBABORT,
         _verb("domid", "convert a domain name or UUID to domain id", "", cmd_domid),
         _verb("domname", "convert a domain id or UUID to domain name", "", cmd_domname),
         _verb("domuuid", "convert a domain name or id to domain UUID", "", cmd_domuuid),
@@ -336,6 +338,7 @@ DOMAIN_MANAGEMENT = Group(
             (DOMAIN, Opt("inactive", "bool", "show inactive defined XML")),
             cmd_dumpxml,
         ),
+        MIGRATE,
         _verb(
             "reboot", "reboot a domain", "Run a reboot command in the target domain.", cmd_reboot
         ),
@@ -392,6 +395,7 @@ GROUPS = (
                 "Returns basic information about the domain.",
                 cmd_dominfo,
             ),
+            DOMJOBINFO,
             Command(
                 "domstate",
                 "domain state",
