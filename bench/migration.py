@@ -891,7 +891,7 @@ async def run(args: argparse.Namespace) -> int:
     contenders: list[Contender] = [raw, Embedded(image, scratch), Daemons(image, scratch)]
     if not args.no_libvirt:
         contenders.append(Libvirt(image, scratch))
-    tunnel: list[Contender] = []
+    tunnel: TunnelPass | None = None
     notes: list[str] = []
     print(f"machine: {machine()}")
     print(f"guest: {image.kernel_version}, 256 MiB, q35, TCG; scratch {scratch}")
@@ -909,11 +909,12 @@ async def run(args: argparse.Namespace) -> int:
         for i in range(args.runs):
             print(f"\nrun {i + 1}/{args.runs}:")
             await run_round(contenders, f"r{i}", counted=True)
-        daemons = next(c for c in contenders if c.key == "daemons")
+        daemons = next(c for c in contenders if isinstance(c, Daemons))
         if daemons.skipped is None:
-            tunnel = await tunnel_pass(image, daemons, args.runs)
+            tunnel = TunnelPass(daemons)
+            await tunnel.run(args.runs)
         else:
-            notes.append("tunnelled throughput: not measured — no daemon migration yet")
+            notes.append("tunnelled throughput: not measured — the daemons cannot migrate")
     finally:
         for c in reversed(contenders):
             with contextlib.suppress(Exception):
@@ -926,7 +927,7 @@ async def run(args: argparse.Namespace) -> int:
             notes.append(f"{c.label}: not measured — {c.skipped}")
         for failure in c.failures:
             notes.append(f"{c.label}: run {failure}")
-    print(f"\n## Live migration, {args.runs} runs (median, p90 in brackets)\n")
+    print(f"\n## Live migration, {args.runs} runs (median; p90, nearest rank, in brackets)\n")
     print(f"machine: {machine()}\n")
     for line in table(contenders, raw):
         print(line)
@@ -936,9 +937,10 @@ async def run(args: argparse.Namespace) -> int:
     print("\nwhere the time goes (medians):")
     for line in timeline(contenders):
         print(line)
-    if tunnel:
-        for line in tunnel_report(tunnel):
+    if tunnel is not None:
+        for line in tunnel.report():
             print(line)
+        notes += [f"tunnelled pass: run {failure}" for failure in tunnel.failures]
     for note in notes:
         print(f"\nnote: {note}")
     print(f"\nprocesses left behind: {left or 'none'}")
@@ -952,20 +954,91 @@ async def run(args: argparse.Namespace) -> int:
                         "failures": c.failures,
                         "samples": [asdict(s) for s in c.samples],
                     }
-                    for c in [*contenders, *tunnel]
-                },
+                    for c in contenders
+                }
+                | (
+                    {
+                        "tunnel": {
+                            "skipped": tunnel.skipped,
+                            "failures": tunnel.failures,
+                            "direct": [asdict(x) for x in tunnel.direct],
+                            "tunnelled": [asdict(x) for x in tunnel.tunnelled],
+                        }
+                    }
+                    if tunnel is not None
+                    else {}
+                ),
                 indent=2,
             )
         )
     return 0
 
 
-async def tunnel_pass(image: GuestImage, daemons: Contender, runs: int) -> list[Contender]:
-    return []
+class TunnelPass:
+    """Through the two daemons, direct and ``tunnelled=True`` alternating: RAM per second."""
+
+    def __init__(self, daemons: Daemons) -> None:
+        self.daemons = daemons
+        self.direct: list[Sample] = []
+        self.tunnelled: list[Sample] = []
+        self.failures: list[str] = []
+        self.skipped: str | None = None
+
+    async def run(self, runs: int) -> None:
+        src, dst = self.daemons.conns
+        if not (isinstance(src, TunnelEnds) and isinstance(dst, TunnelEnds)):
+            self.skipped = "tunnelled migration has not landed (the remote client has no tunnel)"
+            return
+        print("\ntunnelled pass through the daemons (first tunnelled run not counted):")
+        plan: list[tuple[str, bool, list[Sample] | None]] = [("tunnel-warm", True, None)]
+        for i in range(runs):
+            plan += [(f"d{i}", False, self.direct), (f"t{i}", True, self.tunnelled)]
+        for run, tunnelled, sink in plan:
+            try:
+                sample = await virtdeck_once(
+                    self.daemons.image, src, dst, self.daemons.dir / run, tunnelled=tunnelled
+                )
+            except Exception as err:
+                self.failures.append(f"{run}: {type(err).__name__}: {err}")
+                print(f"  {run}: FAILED: {type(err).__name__}: {err}")
+                continue
+            if sink is not None:
+                sink.append(sample)
+            rate = sample.ram_rate or float("nan")
+            print(
+                f"  {run:>11} {'tunnelled' if tunnelled else 'direct':<9} total "
+                f"{sample.total:7.1f} ms  RAM {(sample.ram_bytes or 0) / 2**20:5.1f} MiB  "
+                f"QEMU rate {rate / 2**20:6.0f} MiB/s"
+            )
+
+    def report(self) -> list[str]:
+        if self.skipped is not None:
+            return [f"\ntunnelled throughput: not measured — {self.skipped}"]
+        head = ["through two daemons", "direct", "tunnelled", "tunnelled / direct"]
+        rows: list[list[str]] = []
+
+        def add(
+            metric: str, get: Callable[[Sample], float | None], unit: str, scale: float
+        ) -> None:
+            d = median(values(self.direct, get))
+            t = median(values(self.tunnelled, get))
+            if d is None or t is None:
+                rows.append([metric, "-", "-", "-"])
+                return
+            rows.append(
+                [metric, f"{d / scale:.0f} {unit}", f"{t / scale:.0f} {unit}", f"{t / d:.2f}"]
+            )
+
+        add("total time", lambda s: s.total, "ms", 1.0)
+        add("downtime (guest-visible)", lambda s: s.downtime_guest, "ms", 1.0)
+        add("RAM rate (JobInfo.ram_rate)", lambda s: s.ram_rate, "MiB/s", 2**20)
+        add("RAM bytes / total time", per_second, "MiB/s", 2**20)
+        n = f"{len(self.direct)} direct + {len(self.tunnelled)} tunnelled runs, alternating"
+        return ["", f"### Tunnelled throughput ({n}; medians)", "", *markdown(head, rows)]
 
 
-def tunnel_report(tunnel: Sequence[Contender]) -> list[str]:
-    return []
+def per_second(s: Sample) -> float | None:
+    return s.ram_bytes / (s.total / 1000) if s.ram_bytes else None
 
 
 def main() -> None:
