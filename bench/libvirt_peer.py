@@ -12,8 +12,9 @@ that needs no cgroups, no security driver and no ownership changes. :meth:`Libvi
 does all of that (backing up an existing ``qemu.conf``), starts ``libvirtd -d`` with a pid
 file of its own and records the pid. :meth:`LibvirtPeer.stop` destroys and undefines every
 domain whose name starts with the bench prefix, kills any of their QEMU processes still
-alive, kills libvirtd by its pid and restores ``qemu.conf``. ``stop`` runs on every exit of
-the ``with`` block, including errors and Ctrl-C, and also when ``start`` fails halfway.
+alive, kills libvirtd by its pid, restores ``qemu.conf`` and removes the directories libvirtd
+created in /etc/libvirt if they are empty. ``stop`` runs on every exit of the ``with`` block,
+including errors and Ctrl-C, and also when ``start`` fails halfway.
 
 A second libvirtd on the same machine (a migration's other end): ``LibvirtPeer(private=DIR,
 host_uuid=...)`` runs it in a mount namespace of its own (``unshare --mount``) in which
@@ -50,7 +51,8 @@ DIRS = (
     "/var/cache/libvirt/qemu",
     "/run/libvirt",
 )
-QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+ETC = Path("/etc/libvirt")
+QEMU_CONF = ETC / "qemu.conf"
 QEMU_CONF_TEXT = """\
 # Written by virtdeck's bench/libvirt_peer.py for a benchmark run; removed (or the previous
 # file restored) when the run ends.
@@ -151,6 +153,8 @@ class LibvirtPeer:
         self._scratch: Path | None = None
         self._conf_backup: Path | None = None
         self._conf_written = False
+        #: What /etc/libvirt held before this libvirtd ran (it adds empty directories).
+        self._etc_before: set[Path] | None = None
 
     # --- context manager ----------------------------------------------------------------
 
@@ -194,6 +198,7 @@ class LibvirtPeer:
             conf.write_text(f'host_uuid = "{self.host_uuid}"\n')
             command += ["-f", str(conf)]
         if self.private is None:
+            self._etc_before = set(ETC.glob("*")) if ETC.is_dir() else set()
             self._write_qemu_conf()
         else:
             command = self._in_private_namespace(command)
@@ -420,6 +425,15 @@ class LibvirtPeer:
                 else:
                     QEMU_CONF.unlink(missing_ok=True)
                 self._conf_written = False
+            if self._etc_before is not None:
+                # libvirtd creates qemu/, secrets/, nwfilter/ there; remove those it left
+                # empty (rmdir fails on anything with content, which then stays).
+                for path in set(ETC.glob("*")) - self._etc_before:
+                    subs = [d for d in path.rglob("*") if d.is_dir()]
+                    for sub in [*sorted(subs, key=lambda d: len(d.parts), reverse=True), path]:
+                        with contextlib.suppress(OSError):
+                            sub.rmdir()
+                self._etc_before = None
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
                 self._scratch = None
