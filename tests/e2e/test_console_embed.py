@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -19,9 +20,11 @@ from tests.guest import GuestImage
 pytestmark = [pytest.mark.qemu, pytest.mark.guest]
 
 
-async def wait_line(lines: object, needle: str, timeout: float = 60) -> ConsoleLine:
+async def wait_line(
+    lines: AsyncIterator[ConsoleLine], needle: str, timeout: float = 60
+) -> ConsoleLine:
     async def scan() -> ConsoleLine:
-        async for line in lines:  # type: ignore[attr-defined]
+        async for line in lines:
             if needle in line.text:
                 return line
         raise AssertionError(f"the log ended without {needle!r}")
