@@ -4,7 +4,9 @@ log holds the boot (nobody was attached then) and outlives a daemon restart."""
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
+import sys
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from tests.conftest import require_qemu
 from tests.e2e.helpers import guest_xml
 from tests.e2e.test_console_embed import read_until, wait_line
 from tests.guest import require_guest
-from tests.remote.conftest import Session
+from tests.remote.conftest import Session, run_cli
 from tests.remote.sshd import Sshd, daemon_command
 from tests.remote.sshd import sshd_fixture as sshd_fixture  # the "sshd" fixture
 
@@ -52,4 +54,37 @@ async def test_console_and_log_over_ssh(session: Session, sshd: Sshd, short_tmp:
         assert any(t.startswith("VIRTDECK-GUEST-READY") for t in texts)
         assert texts.count("VIRTDECK-PONG") == 2
         await asyncio.sleep(0)
+        await dom.destroy()
+
+
+async def test_cli_console_and_logs(session: Session, short_tmp: Path) -> None:
+    require_qemu()
+    guest = require_guest()
+    async with await drivers.open("qemu:///session") as conn:
+        dom = await conn.define_xml(guest_xml("rc2", guest, short_tmp / "rc2.sock"))
+        await dom.start()
+        await wait_line(dom.console_log(follow=True), "VIRTDECK-GUEST-READY")
+        cli = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "tui.cli", "console", "rc2",
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, env=session.env(),
+        )  # fmt: skip
+        assert cli.stdin is not None and cli.stdout is not None
+        assert (
+            b"Escape character is ^]" in await cli.stdout.readline() + await cli.stdout.readline()
+        )
+        cli.stdin.write(b"ping\n")
+        seen = b""
+        while b"VIRTDECK-PONG" not in seen:
+            seen += await asyncio.wait_for(cli.stdout.read(1024), 10)
+        cli.stdin.write(b"\x1d")  # ctrl+]: leave
+        await asyncio.wait_for(cli.wait(), 10)
+        assert cli.returncode == 0
+        logs = await asyncio.to_thread(run_cli, session, "logs", "--timestamps", "rc2")
+        assert logs.returncode == 0, logs.stderr
+        lines = logs.stdout.splitlines()
+        assert any(re.match(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3}  VIRTDECK-GUEST-READY", x)
+                   for x in lines), lines  # fmt: skip
+        assert any(line.endswith(" VIRTDECK-PONG") for line in lines)
+        recent = await asyncio.to_thread(run_cli, session, "logs", "--since", "1h", "rc2")
+        assert "VIRTDECK-PONG" in recent.stdout
         await dom.destroy()
