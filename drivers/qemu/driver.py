@@ -47,7 +47,7 @@ from drivers.errors import (
     OperationInvalid,
     VirtError,
 )
-from drivers.model import ConsoleLine, DomainState, PausedReason
+from drivers.model import ConsoleLine, DomainState, PausedReason, StatsSample
 from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases, console_chardev
 from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
@@ -55,6 +55,7 @@ from drivers.qemu.monitor import Monitor
 from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
 from drivers.qemu.registry import DomainRegistry, RegistryConnection
 from drivers.qemu.runtime import Backend, DomainRuntime
+from drivers.qemu.stats import Sampler
 from drivers.storage import DirectoryPool
 from drivers.uri import URI
 
@@ -119,6 +120,7 @@ class QemuRegistry(DomainRegistry):
         self.console_logs: dict[str, ConsoleLog] = {}
         #: Who holds each domain's interactive console (by UUID).
         self.consoles: dict[str, Attachment] = {}
+        self.sampler = Sampler(self.sorted)
         self.pool = DirectoryPool(root / "images", self.users_of)
         for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -172,6 +174,9 @@ class QemuRegistry(DomainRegistry):
             await console.stop()
         self.console_logs.clear()
         await super().detach_all()
+
+    def stats_stream(self, interval: float) -> AsyncIterator[StatsSample]:
+        return self.sampler.stream(interval)
 
     def console_log_path(self, defn: DomainDef) -> Path | None:
         """Where the console of ``defn`` is logged: its ``<log file=…>``, else ours."""
@@ -539,7 +544,7 @@ class QemuConnection(RegistryConnection):
     def capabilities(self) -> frozenset[str]:
         # 'kvm' only when the operator enabled it (?kvm=on, VIRTDECK_KVM): /dev/kvm alone
         # does not mean guests run (see the driver's allow_kvm)
-        extra = {"console", "console-log"}
+        extra = {"console", "console-log", "stats"}
         if self.registry.allow_kvm:
             extra.add("kvm")
         return super().capabilities | extra

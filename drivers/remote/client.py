@@ -32,6 +32,7 @@ from drivers.model import (
     HostInfo,
     IncomingMigration,
     PoolInfo,
+    StatsSample,
     VolumeInfo,
 )
 from drivers.remote import protocol as p
@@ -48,7 +49,7 @@ MAX_CALLS_IN_FLIGHT = 200
 
 #: What a stream's queue holds: a byte frame's data, a stream-data message's payload, or
 #: None for the end.
-StreamItem = bytes | list[Any] | None
+StreamItem = bytes | list[Any] | dict[str, Any] | None
 
 
 class RemoteDomain(DomainCalls, Domain):
@@ -82,11 +83,7 @@ class RemoteDomain(DomainCalls, Domain):
                 for wall, text, exact in item:
                     yield ConsoleLine(float(wall), str(text), bool(exact))
         finally:
-            if conn._streams.pop(stream, None) is not None and not conn.closed:
-                with contextlib.suppress(VirtError):
-                    await conn._send_frame(
-                        p.encode_message({"type": "stream-end", "stream": stream})
-                    )
+            await conn._end_stream(stream)
 
 
 class _RemoteConsole(ConsoleStream):
@@ -116,11 +113,7 @@ class _RemoteConsole(ConsoleStream):
     async def close(self) -> None:
         if self.ended is None:
             self.ended = "closed"
-        if self._conn._streams.pop(self._stream, None) is not None and not self._conn.closed:
-            with contextlib.suppress(VirtError):
-                await self._conn._send_frame(
-                    p.encode_message({"type": "stream-end", "stream": self._stream})
-                )
+        await self._conn._end_stream(self._stream)
 
 
 class _StreamSink:
@@ -243,7 +236,7 @@ class RemoteConnection(Connection):
                 elif kind == "stream-data":
                     queue = self._streams.get(message.get("stream", -1))
                     if queue is not None:
-                        await queue.put(message.get("lines", []))
+                        await queue.put(message.get("data"))
                 elif kind == "stream-end":
                     stream = message.get("stream", -1)
                     queue = self._streams.get(stream)
@@ -457,6 +450,21 @@ class RemoteConnection(Connection):
         except (ConnectionError, OSError) as err:
             self._lose(f"writing to the daemon failed: {err}")
             raise ConnectionLost(f"The connection to {self._name} was lost: {err}.") from err
+
+    async def stats_stream(self, interval: float = 1.0) -> AsyncIterator[StatsSample]:
+        stream, queue = self._open_stream()
+        try:
+            await self.call("stats.subscribe", stream=stream, interval=interval)
+            while (item := await queue.get()) is not None:
+                yield p.sample_from_wire(item)
+        finally:
+            await self._end_stream(stream)
+
+    async def _end_stream(self, stream: int) -> None:
+        """Stop a stream the daemon sends on (if it has not ended by itself)."""
+        if self._streams.pop(stream, None) is not None and not self._closed:
+            with contextlib.suppress(VirtError):
+                await self._send_frame(p.encode_message({"type": "stream-end", "stream": stream}))
 
     async def ping(self) -> float:
         """Round-trip time of one call, in seconds."""

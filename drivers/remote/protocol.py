@@ -24,10 +24,12 @@ from drivers.model import (
     DomainEvent,
     DomainInfo,
     DomainState,
+    DomainStats,
     DomainSummary,
     Event,
     EventType,
     HostInfo,
+    HostStats,
     IncomingMigration,
     JobInfo,
     JobPhase,
@@ -35,6 +37,7 @@ from drivers.model import (
     LifecycleEvent,
     MigrationSource,
     PoolInfo,
+    StatsSample,
     VolumeInfo,
 )
 from drivers.records import record
@@ -314,6 +317,24 @@ def incoming_from_wire(d: Any) -> IncomingMigration:
     data = dict(d)
     data["nbd_disks"] = tuple(str(x) for x in data.get("nbd_disks", []))
     return from_wire(IncomingMigration, data)
+
+
+def sample_to_wire(sample: StatsSample) -> dict[str, Any]:
+    return {"host": to_wire(sample.host), "domains": [to_wire(d) for d in sample.domains]}
+
+
+def sample_from_wire(data: Any) -> StatsSample:
+    if not isinstance(data, dict):
+        raise ProtocolError("Expected an object for a stats sample.")
+    try:
+        domains = []
+        for raw in data.get("domains", []):
+            d = dict(raw)
+            d["vcpu_percent"] = tuple(float(x) for x in d.get("vcpu_percent", ()))
+            domains.append(from_wire(DomainStats, d))
+        return StatsSample(host=from_wire(HostStats, data["host"]), domains=tuple(domains))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ProtocolError(f"A stats sample from the daemon is malformed: {err}.") from err
 
 
 @functools.cache

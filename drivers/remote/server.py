@@ -339,7 +339,7 @@ async def _console_log(session: ClientSession, args: dict[str, Any]) -> Any:
                     items.append(queue.get_nowait())
                 batch = [[i.wall, i.text, i.exact] for i in items if isinstance(i, ConsoleLine)]
                 if batch:
-                    session.send({"type": "stream-data", "stream": stream, "lines": batch})
+                    session.send({"type": "stream-data", "stream": stream, "data": batch})
                 errors = [i for i in items if isinstance(i, VirtError)]
                 if errors:
                     reason = errors[0].message
@@ -354,7 +354,34 @@ async def _console_log(session: ClientSession, args: dict[str, Any]) -> Any:
     return {}
 
 
+async def _stats(session: ClientSession, args: dict[str, Any]) -> Any:
+    stream = _new_stream(session, args)
+    interval = args.get("interval", 1.0)
+    if isinstance(interval, bool) or not isinstance(interval, int | float):
+        raise InvalidArgument("Argument 'interval' must be a number of seconds.")
+    samples = session.conn.stats_stream(float(interval))
+    end = tunnel.StreamEnd(stream)
+    session.streams[stream] = end
+
+    async def send_samples() -> None:
+        reason = "the statistics stopped"
+        try:
+            async for sample in samples:
+                session.send(
+                    {"type": "stream-data", "stream": stream, "data": p.sample_to_wire(sample)}
+                )
+        except VirtError as err:
+            reason = err.message
+        finally:
+            session.streams.pop(stream, None)
+            session.send({"type": "stream-end", "stream": stream, "reason": reason})
+
+    end.task = asyncio.create_task(send_samples())
+    return {}
+
+
 SESSION_METHODS: dict[str, SessionHandler] = {
+    "stats.subscribe": _stats,
     "console.open": _console_open,
     "console.log": _console_log,
     "migrate_prepare": _migrate_prepare,

@@ -56,10 +56,12 @@ class StreamEnd:
         await self.writer.drain()
 
     def end(self) -> None:
-        """The client closed its side."""
+        """The client closed its side: no more input, or (a stream that only sends) stop."""
         if self.writer is not None:
             with contextlib.suppress(OSError):
                 self.writer.write_eof()
+        elif self.task is not None:
+            self.task.cancel()
 
     def close(self) -> None:
         if self.task is not None:
