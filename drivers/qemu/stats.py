@@ -24,8 +24,17 @@ from typing import Any
 import psutil
 
 from drivers.errors import VirtError
-from drivers.model import DomainState, DomainStats, HostStats, StatsSample
+from drivers.model import (
+    BlockStats,
+    DomainState,
+    DomainStats,
+    HostStats,
+    NetStats,
+    StatsSample,
+)
+from drivers.qemu.argv import disk_alias
 from drivers.qemu.runtime import DomainRuntime
+from drivers.records import replace
 
 log = logging.getLogger(__name__)
 
@@ -108,19 +117,24 @@ async def _domain(
     cpu_ns = int((times.user + times.system) * 1e9)
     vcpu_ns = tuple(_thread_cpu_ns(pid, tid) for tid in old.vcpu_threads)
     defn = rt.definition
-    block = (0, 0, 0, 0)
+    blocks: tuple[BlockStats, ...] = ()
     if defn.disks:
         with contextlib.suppress(VirtError):
-            devices = await backend.execute("query-blockstats")
-            block = _block_totals(devices)
+            blocks = _blocks(await backend.execute("query-blockstats"))
+        targets = {disk_alias(d): d.target_dev for d in defn.disks}
+        blocks = tuple(replace(b, name=targets.get(b.name, b.name)) for b in blocks)
+    block = (
+        sum(b.rd_bytes for b in blocks),
+        sum(b.wr_bytes for b in blocks),
+        sum(b.rd_reqs for b in blocks),
+        sum(b.wr_reqs for b in blocks),
+    )
     balloon: int | None = None
     if defn.memballoon is not None and defn.memballoon.model != "none":
         with contextlib.suppress(VirtError, KeyError, TypeError, ValueError):
             balloon = int((await backend.execute("query-balloon"))["actual"]) // 1024
-    net = (0, 0)
-    for name in old.taps:
-        rx, tx = _tap_bytes(name)
-        net = (net[0] + rx, net[1] + tx)
+    nets = tuple(NetStats(name, *_tap_bytes(name)) for name in old.taps)
+    net = (sum(n.rx_bytes for n in nets), sum(n.tx_bytes for n in nets))
     span = now - old.mono if old.mono else 0.0
 
     def rate(new: int, before: int) -> float:
@@ -137,6 +151,7 @@ async def _domain(
         cpu_percent=cpu_percent,
         cpu_time_ns=cpu_ns,
         vcpu_percent=vcpu_percent,
+        vcpu_time_ns=vcpu_ns,
         rss_bytes=rss,
         balloon_actual_kib=balloon,
         block_rd_bytes=block[0],
@@ -149,21 +164,39 @@ async def _domain(
         net_tx_bytes=net[1],
         net_rx_rate=rate(net[0], old.net[0]),
         net_tx_rate=rate(net[1], old.net[1]),
+        blocks=blocks,
+        nets=nets,
     )
     old.mono, old.cpu_ns, old.vcpu_ns = now, cpu_ns, vcpu_ns
     old.block, old.net = (block[0], block[1]), net
     return stats
 
 
-def _block_totals(devices: Iterable[Any]) -> tuple[int, int, int, int]:
-    rd = wr = rd_ops = wr_ops = 0
+def _blocks(devices: Iterable[Any]) -> tuple[BlockStats, ...]:
+    """Each guest disk's counters from ``query-blockstats`` (named by its device id)."""
+    found = []
     for device in devices:
         stats = device.get("stats") or {}
-        rd += int(stats.get("rd_bytes", 0))
-        wr += int(stats.get("wr_bytes", 0))
-        rd_ops += int(stats.get("rd_operations", 0))
-        wr_ops += int(stats.get("wr_operations", 0))
-    return rd, wr, rd_ops, wr_ops
+        name = str(device.get("qdev") or device.get("device") or device.get("node-name") or "")
+        found.append(
+            BlockStats(
+                name=_disk_name(name),
+                rd_bytes=int(stats.get("rd_bytes", 0)),
+                wr_bytes=int(stats.get("wr_bytes", 0)),
+                rd_reqs=int(stats.get("rd_operations", 0)),
+                wr_reqs=int(stats.get("wr_operations", 0)),
+            )
+        )
+    return tuple(found)
+
+
+def _disk_name(qdev: str) -> str:
+    """QEMU's device path of a disk ('/machine/peripheral/virtio-disk0/virtio-backend') as
+    its id ('virtio-disk0')."""
+    parts = [p for p in qdev.split("/") if p]
+    if "peripheral" in parts and parts.index("peripheral") + 1 < len(parts):
+        return parts[parts.index("peripheral") + 1]
+    return parts[-1] if parts else qdev
 
 
 class Sampler:

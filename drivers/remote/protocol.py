@@ -19,6 +19,7 @@ from typing import Any, Protocol, TypeVar, cast
 from drivers import records
 from drivers.errors import ProtocolError, VirtError, error_classes
 from drivers.model import (
+    BlockStats,
     ConnectionClosedEvent,
     DiskCopy,
     DomainEvent,
@@ -36,6 +37,7 @@ from drivers.model import (
     JobProgressEvent,
     LifecycleEvent,
     MigrationSource,
+    NetStats,
     PoolInfo,
     StatsSample,
     VolumeInfo,
@@ -319,8 +321,16 @@ def incoming_from_wire(d: Any) -> IncomingMigration:
     return from_wire(IncomingMigration, data)
 
 
+def _domain_stats_to_wire(d: DomainStats) -> dict[str, Any]:
+    data = to_wire(d)
+    data["blocks"] = [to_wire(b) for b in d.blocks]
+    data["nets"] = [to_wire(n) for n in d.nets]
+    return data
+
+
 def sample_to_wire(sample: StatsSample) -> dict[str, Any]:
-    return {"host": to_wire(sample.host), "domains": [to_wire(d) for d in sample.domains]}
+    domains = [_domain_stats_to_wire(d) for d in sample.domains]
+    return {"host": to_wire(sample.host), "domains": domains}
 
 
 def sample_from_wire(data: Any) -> StatsSample:
@@ -331,6 +341,9 @@ def sample_from_wire(data: Any) -> StatsSample:
         for raw in data.get("domains", []):
             d = dict(raw)
             d["vcpu_percent"] = tuple(float(x) for x in d.get("vcpu_percent", ()))
+            d["vcpu_time_ns"] = tuple(int(x) for x in d.get("vcpu_time_ns", ()))
+            d["blocks"] = tuple(from_wire(BlockStats, b) for b in d.get("blocks", ()))
+            d["nets"] = tuple(from_wire(NetStats, n) for n in d.get("nets", ()))
             domains.append(from_wire(DomainStats, d))
         return StatsSample(host=from_wire(HostStats, data["host"]), domains=tuple(domains))
     except (KeyError, TypeError, ValueError) as err:

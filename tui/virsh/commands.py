@@ -13,6 +13,7 @@ from drivers.errors import InvalidArgument, OperationFailed
 from drivers.model import DomainState, DomainSummary, state_words
 from tui.text import inert_xml
 from tui.virsh.console import CONSOLE, LOGS
+from tui.virsh.domstats import DOMSTATS
 from tui.virsh.event import EVENT
 from tui.virsh.formats import cpu_seconds, field, info_line, table
 from tui.virsh.migrate import DOMJOBABORT, DOMJOBINFO, MIGRATE
@@ -405,6 +406,7 @@ GROUPS = (
                 (DOMAIN, Opt("reason", "bool", "also print reason for the state")),
                 cmd_domstate,
             ),
+            DOMSTATS,
             LIST,
             LOGS,
         ),
