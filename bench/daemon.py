@@ -352,7 +352,7 @@ class Ours:
 
     def kill_everything(self) -> None:
         with contextlib.suppress(OSError, ValueError, IndexError):
-            terminate(self.daemon_pid(), "python")
+            terminate(self.daemon_pid(), "virtdeckd")  # its process title
         for pid in pids_mentioning(str(self.root)):
             terminate(pid, "")
         self.log.close()
