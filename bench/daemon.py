@@ -51,7 +51,7 @@ from types import FrameType
 from typing import IO, ClassVar
 
 import drivers
-from bench.common import DISKLESS, pct
+from bench.common import DISKLESS, pct, pids_mentioning, terminate
 from bench.libvirt_peer import LibvirtPeer, PeerUnavailable, rss_kib
 from drivers.api import Connection, EventStream
 from drivers.model import DomainState, LifecycleEvent
@@ -352,46 +352,11 @@ class Ours:
 
     def kill_everything(self) -> None:
         with contextlib.suppress(OSError, ValueError, IndexError):
-            _terminate(self.daemon_pid(), "python")
-        for pid in _pids_mentioning(str(self.root)):
-            _terminate(pid, "")
+            terminate(self.daemon_pid(), "virtdeckd")  # its process title
+        for pid in pids_mentioning(str(self.root)):
+            terminate(pid, "")
         self.log.close()
         shutil.rmtree(self.root, ignore_errors=True)
-
-
-def _pids_mentioning(text: str) -> list[int]:
-    """Processes whose command line contains ``text`` (our QEMUs name files under our dir)."""
-    found = []
-    needle = text.encode()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == os.getpid():
-            continue
-        with contextlib.suppress(OSError):
-            if needle in (entry / "cmdline").read_bytes():
-                found.append(int(entry.name))
-    return found
-
-
-def _terminate(pid: int, comm_prefix: str) -> None:
-    """SIGTERM, then SIGKILL, one process by pid (if its name starts with ``comm_prefix``)."""
-    try:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-    except OSError:
-        return
-    if not comm.startswith(comm_prefix):
-        return
-    for signum, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signum)
-        deadline = time.monotonic() + wait
-        while time.monotonic() < deadline:
-            try:
-                state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-            except OSError:
-                return
-            if state == "Z":
-                return
-            time.sleep(0.01)
 
 
 @dataclass

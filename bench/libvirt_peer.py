@@ -12,8 +12,17 @@ that needs no cgroups, no security driver and no ownership changes. :meth:`Libvi
 does all of that (backing up an existing ``qemu.conf``), starts ``libvirtd -d`` with a pid
 file of its own and records the pid. :meth:`LibvirtPeer.stop` destroys and undefines every
 domain whose name starts with the bench prefix, kills any of their QEMU processes still
-alive, kills libvirtd by its pid and restores ``qemu.conf``. ``stop`` runs on every exit of
-the ``with`` block, including errors and Ctrl-C, and also when ``start`` fails halfway.
+alive, kills libvirtd by its pid, restores ``qemu.conf`` and removes the directories libvirtd
+created in /etc/libvirt if they are empty. ``stop`` runs on every exit of the ``with`` block,
+including errors and Ctrl-C, and also when ``start`` fails halfway.
+
+A second libvirtd on the same machine (a migration's other end): ``LibvirtPeer(private=DIR,
+host_uuid=...)`` runs it in a mount namespace of its own (``unshare --mount``) in which
+/run/libvirt, /var/lib/libvirt, /var/cache/libvirt, /var/log/libvirt and /etc/libvirt are bind
+mounts of directories under DIR, so nothing of the first one is shared; its socket is then
+``DIR/run/libvirt-sock`` as seen from outside (``qemu:///system?socket=...``, :attr:`uri`).
+``host_uuid`` goes into the daemon's own libvirtd.conf (``-f``): libvirt refuses to migrate
+between two daemons reporting the same host UUID.
 
 Runs as root (``qemu:///system``). Usable alone for a quick check:
 ``python -m bench.libvirt_peer`` brings libvirtd up, prints ``virsh version`` and stops it.
@@ -23,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -41,7 +51,8 @@ DIRS = (
     "/var/cache/libvirt/qemu",
     "/run/libvirt",
 )
-QEMU_CONF = Path("/etc/libvirt/qemu.conf")
+ETC = Path("/etc/libvirt")
+QEMU_CONF = ETC / "qemu.conf"
 QEMU_CONF_TEXT = """\
 # Written by virtdeck's bench/libvirt_peer.py for a benchmark run; removed (or the previous
 # file restored) when the run ends.
@@ -53,9 +64,19 @@ stdio_handler = "file"
 cgroup_controllers = [ ]
 """
 SOCKET = Path("/run/libvirt/libvirt-sock")
+#: The directories a private instance gets its own copy of (bind mounts), by their name
+#: under its directory.
+PRIVATE_MOUNTS = {
+    "run": "/run/libvirt",
+    "lib": "/var/lib/libvirt",
+    "cache": "/var/cache/libvirt",
+    "log": "/var/log/libvirt",
+    "etc": "/etc/libvirt",
+}
 #: Where a run records the pid of the libvirtd it started, so a later run can stop a
 #: libvirtd that a killed run (SIGKILL) left behind.
 STATE = Path("/run/vdbench-libvirtd.pid")
+PRIVATE_STATE = Path("/run/vdbench-libvirtd-private.pid")
 QEMU_RUN = Path("/run/libvirt/qemu")
 START_TIMEOUT = 15.0
 
@@ -103,15 +124,37 @@ def rss_kib(pid: int) -> int:
 class LibvirtPeer:
     """A libvirtd started (and stopped) by this process; see the module docstring."""
 
-    def __init__(self, *, prefix: str = PREFIX, install: bool = True, quiet: bool = True) -> None:
+    def __init__(
+        self,
+        *,
+        prefix: str = PREFIX,
+        install: bool = True,
+        quiet: bool = True,
+        private: Path | None = None,
+        host_uuid: str | None = None,
+    ) -> None:
         self.prefix = prefix
         self.install = install
         self.quiet = quiet
+        self.private = private
+        self.host_uuid = host_uuid
+        if private is None:
+            self.socket = SOCKET
+            self.uri = URI
+            self.state = STATE
+            self.qemu_run = QEMU_RUN
+        else:
+            self.socket = private / "run" / "libvirt-sock"
+            self.uri = f"{URI}?socket={self.socket}"
+            self.state = PRIVATE_STATE
+            self.qemu_run = private / "run" / "qemu"
         self.pid: int | None = None
         self.virsh_path = "virsh"
         self._scratch: Path | None = None
         self._conf_backup: Path | None = None
         self._conf_written = False
+        #: What /etc/libvirt held before this libvirtd ran (it adds empty directories).
+        self._etc_before: set[Path] | None = None
 
     # --- context manager ----------------------------------------------------------------
 
@@ -138,22 +181,31 @@ class LibvirtPeer:
             raise PeerUnavailable("libvirtd as a peer needs root (qemu:///system)")
         self._ensure_packages()
         self._stop_leftover()
-        if SOCKET.exists() and self._answers():
+        if self.socket.exists() and self._answers():
             raise PeerUnavailable(
-                f"a libvirtd this bench did not start already listens on {SOCKET}; "
+                f"a libvirtd this bench did not start already listens on {self.socket}; "
                 "stop it first (the bench only measures a libvirtd it configured itself)"
             )
         for path in DIRS:
             Path(path).mkdir(parents=True, exist_ok=True)
         self._ensure_user()
-        self._write_qemu_conf()
         self._scratch = Path(tempfile.mkdtemp(prefix="vdbench-libvirt-", dir="/tmp"))
         pidfile = self._scratch / "libvirtd.pid"
         libvirtd = shutil.which("libvirtd") or "/usr/sbin/libvirtd"
+        command = [libvirtd, "-d", "--pid-file", str(pidfile)]
+        if self.host_uuid is not None:
+            conf = self._scratch / "libvirtd.conf"
+            conf.write_text(f'host_uuid = "{self.host_uuid}"\n')
+            command += ["-f", str(conf)]
+        if self.private is None:
+            self._etc_before = set(ETC.glob("*")) if ETC.is_dir() else set()
+            self._write_qemu_conf()
+        else:
+            command = self._in_private_namespace(command)
         # -d: libvirtd forks and its parent exits once the daemon has initialised (or
         # failed to), so the return code tells whether it came up.
         done = subprocess.run(
-            [libvirtd, "-d", "--pid-file", str(pidfile)],
+            command,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -169,12 +221,12 @@ class LibvirtPeer:
         while time.monotonic() < deadline:
             with contextlib.suppress(OSError, ValueError):
                 self.pid = int(pidfile.read_text().split()[0])
-            if self.pid is not None and SOCKET.exists():
+            if self.pid is not None and self.socket.exists():
                 break
             time.sleep(0.01)
         if self.pid is None:
             raise PeerUnavailable(f"libvirtd wrote no pid file ({pidfile})")
-        STATE.write_text(f"{self.pid}\n")
+        self.state.write_text(f"{self.pid}\n")
         if not _alive(self.pid):
             raise PeerUnavailable("libvirtd exited; see /var/log/libvirt/libvirtd.log")
         while time.monotonic() < deadline:
@@ -183,7 +235,22 @@ class LibvirtPeer:
             if not _alive(self.pid):
                 raise PeerUnavailable("libvirtd exited; see /var/log/libvirt/libvirtd.log")
             time.sleep(0.02)
-        raise PeerUnavailable(f"libvirtd did not answer on {URI} within {START_TIMEOUT:g} s")
+        raise PeerUnavailable(f"libvirtd did not answer on {self.uri} within {START_TIMEOUT:g} s")
+
+    def _in_private_namespace(self, command: list[str]) -> list[str]:
+        """``command`` run in a new mount namespace over this instance's own directories."""
+        assert self.private is not None
+        binds = []
+        for name, target in PRIVATE_MOUNTS.items():
+            source = self.private / name
+            source.mkdir(parents=True, exist_ok=True)
+            Path(target).mkdir(parents=True, exist_ok=True)
+            binds.append(f"mount --bind {shlex.quote(str(source))} {shlex.quote(target)}")
+        for sub in ("lib/qemu", "cache/qemu", "log/qemu"):
+            (self.private / sub).mkdir(parents=True, exist_ok=True)
+        (self.private / "etc" / "qemu.conf").write_text(QEMU_CONF_TEXT)
+        script = " && ".join([*binds, "exec " + shlex.join(command)])
+        return ["unshare", "--mount", "--propagation", "private", "sh", "-c", script]
 
     def _ensure_packages(self) -> None:
         if self._installed():
@@ -241,23 +308,22 @@ class LibvirtPeer:
 
     def _answers(self) -> bool:
         done = subprocess.run(
-            [self.virsh_path, "-c", URI, "version"],
+            [self.virsh_path, "-c", self.uri, "version"],
             capture_output=True,
             check=False,
             timeout=30,
         )
         return done.returncode == 0
 
-    @staticmethod
-    def _stop_leftover() -> None:
+    def _stop_leftover(self) -> None:
         """Stop the libvirtd a killed earlier run recorded, if it is still there."""
         try:
-            pid = int(STATE.read_text().split()[0])
+            pid = int(self.state.read_text().split()[0])
         except (OSError, ValueError, IndexError):
             return
         if _alive(pid) and _comm(pid) == "libvirtd":
             _kill(pid)
-        STATE.unlink(missing_ok=True)
+        self.state.unlink(missing_ok=True)
 
     # --- use ------------------------------------------------------------------------------
 
@@ -266,7 +332,7 @@ class LibvirtPeer:
     ) -> subprocess.CompletedProcess[str]:
         """``virsh -c qemu:///system ARGS...`` in a fresh process."""
         done = subprocess.run(
-            [self.virsh_path, "-c", URI, *args],
+            [self.virsh_path, "-c", self.uri, *args],
             capture_output=True,
             text=True,
             input=stdin_text,
@@ -278,7 +344,7 @@ class LibvirtPeer:
         return done
 
     def virsh_argv(self, *args: str) -> list[str]:
-        return [self.virsh_path, "-c", URI, *args]
+        return [self.virsh_path, "-c", self.uri, *args]
 
     def batch(self, commands: Iterable[str]) -> None:
         """Run many virsh commands in one virsh process (its shell reads them from stdin)."""
@@ -323,7 +389,7 @@ class LibvirtPeer:
     def _qemu_pids(self) -> list[int]:
         """Pids of QEMU processes libvirt runs for this bench's domains (its pid files)."""
         pids = []
-        for pidfile in QEMU_RUN.glob(f"{self.prefix}*.pid"):
+        for pidfile in self.qemu_run.glob(f"{self.prefix}*.pid"):
             with contextlib.suppress(OSError, ValueError, IndexError):
                 pid = int(pidfile.read_text().split()[0])
                 if _alive(pid) and _comm(pid).startswith("qemu"):
@@ -349,7 +415,7 @@ class LibvirtPeer:
                     _kill(pid)
             if self.pid is not None:
                 _kill(self.pid)
-                STATE.unlink(missing_ok=True)
+                self.state.unlink(missing_ok=True)
             self.pid = None
         finally:
             if self._conf_written:
@@ -359,6 +425,15 @@ class LibvirtPeer:
                 else:
                     QEMU_CONF.unlink(missing_ok=True)
                 self._conf_written = False
+            if self._etc_before is not None:
+                # libvirtd creates qemu/, secrets/, nwfilter/ there; remove those it left
+                # empty (rmdir fails on anything with content, which then stays).
+                for path in set(ETC.glob("*")) - self._etc_before:
+                    subs = [d for d in path.rglob("*") if d.is_dir()]
+                    for sub in [*sorted(subs, key=lambda d: len(d.parts), reverse=True), path]:
+                        with contextlib.suppress(OSError):
+                            sub.rmdir()
+                self._etc_before = None
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
                 self._scratch = None

@@ -161,10 +161,9 @@ async def _relay(args: argparse.Namespace) -> int:
     else:
         paths = local.session_paths()
         socket_path = args.socket or paths.socket
-        if not socket_path.exists():
-            await asyncio.to_thread(local.spawn_session_daemon, paths)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + local.AUTOSTART_TIMEOUT
+    spawned = False
     while True:
         try:
             d_reader, d_writer = await asyncio.open_unix_connection(str(socket_path))
@@ -173,7 +172,10 @@ async def _relay(args: argparse.Namespace) -> int:
             if args.system or loop.time() > deadline:
                 print(f"error: no virtdeck daemon listens on {socket_path}: {err}", file=sys.stderr)
                 return 1
-            if not args.system and not socket_path.exists():
+            # No socket, or one a killed daemon left behind: start one, once (a second
+            # daemon would find the first one's lock and exit).
+            if not spawned:
+                spawned = True
                 await asyncio.to_thread(local.spawn_session_daemon, local.session_paths())
             await asyncio.sleep(0.02)
         except PermissionError:

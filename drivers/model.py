@@ -482,6 +482,26 @@ class ConsoleLine:
     exact: bool = True
 
 
+@record
+class BlockStats:
+    """One disk's counters since the domain started."""
+
+    name: str  # the guest's device name ('vda'), or QEMU's id
+    rd_bytes: int
+    wr_bytes: int
+    rd_reqs: int
+    wr_reqs: int
+
+
+@record
+class NetStats:
+    """One network interface's counters, as the guest sees them (host tap counters)."""
+
+    name: str  # the host interface ('tap0')
+    rx_bytes: int
+    tx_bytes: int
+
+
 @record(kw_only=True)
 class DomainStats:
     """One sample of a running domain's figures; rates are per second over the last
@@ -493,8 +513,9 @@ class DomainStats:
     #: Host CPU used by the domain's QEMU process, percent of one core (can exceed 100).
     cpu_percent: float = 0.0
     cpu_time_ns: int = 0
-    #: Per vCPU thread, percent of one core.
+    #: Per vCPU thread, percent of one core, and CPU time.
     vcpu_percent: tuple[float, ...] = ()
+    vcpu_time_ns: tuple[int, ...] = ()
     rss_bytes: int = 0
     #: What the balloon says, when the guest reports it (KiB).
     balloon_actual_kib: int | None = None
@@ -509,6 +530,8 @@ class DomainStats:
     net_tx_bytes: int = 0
     net_rx_rate: float = 0.0
     net_tx_rate: float = 0.0
+    blocks: tuple[BlockStats, ...] = ()
+    nets: tuple[NetStats, ...] = ()
 
 
 @record(kw_only=True)

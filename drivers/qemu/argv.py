@@ -38,6 +38,10 @@ class LaunchContext:
     incoming: bool = False
     """Start as a migration's destination: ``-incoming defer`` (the address comes later,
     with ``migrate-incoming``)."""
+    console_log: str | None = None
+    """Where QEMU copies everything the guest writes on its console (unless the XML's
+    ``<log file=…>`` names a file itself): kept from the first byte of boot, whether or not
+    anybody is attached."""
 
 
 # QEMU's ISA pvpanic device listens on I/O port 0x505.
@@ -119,6 +123,16 @@ def chardev_aliases(defn: DomainDef) -> dict[str, list[CharDevDef]]:
     return aliases
 
 
+def console_chardev(defn: DomainDef) -> tuple[CharDevDef, str] | None:
+    """The guest's console and its chardev id: the first serial port (which a
+    ``<console type='serial'>`` also names), else the first virtio console."""
+    if defn.serials:
+        return defn.serials[0], "charserial0"
+    for index, console in enumerate(defn.consoles):
+        return console, "charserial0" if console.target_type == "serial" else f"charconsole{index}"
+    return None
+
+
 def disk_nodes(defn: DomainDef) -> list[tuple[DiskDef, str]]:
     """Each disk with a source and the block node its device reads (:func:`build_argv`'s
     names: ``libvirt-N-format`` for qcow2, else ``libvirt-N-storage``; the last disk is 1)."""
@@ -166,6 +180,8 @@ class _Builder:
         self.args: list[str] = []
         self.family = _machine_family(defn.machine)
         self.ids: dict[str, str] = {}
+        console = console_chardev(defn)
+        self.console_id = console[1] if console is not None else None
 
     def add(self, *args: str) -> None:
         self.args.extend(args)
@@ -465,6 +481,8 @@ class _Builder:
             spec = f"null,id={chardev_id}"
         if dev.log_file is not None:
             spec += f",logfile={_opt(dev.log_file)},logappend={'on' if dev.log_append else 'off'}"
+        elif self.ctx.console_log is not None and chardev_id == self.console_id:
+            spec += f",logfile={_opt(self.ctx.console_log)},logappend=on"
         self.add("-chardev", spec)
 
     def isa_serial(self, dev: CharDevDef, index: int) -> None:

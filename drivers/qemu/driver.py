@@ -30,27 +30,32 @@ import shutil
 import signal
 import socket
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
 from drivers import fsutil
+from drivers.api import ConsoleStream
 from drivers.domxml import DomainDef, parse_domain
 from drivers.errors import (
     ConnectionFailed,
+    DomainBusy,
     HypervisorError,
     InvalidURI,
     NotSupported,
     OperationFailed,
+    OperationInvalid,
     VirtError,
 )
-from drivers.model import DomainState, PausedReason
-from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases
+from drivers.model import ConsoleLine, DomainState, PausedReason, StatsSample
+from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases, console_chardev
+from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
 from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
 from drivers.qemu.registry import DomainRegistry, RegistryConnection
 from drivers.qemu.runtime import Backend, DomainRuntime
+from drivers.qemu.stats import Sampler
 from drivers.storage import DirectoryPool
 from drivers.uri import URI
 
@@ -111,6 +116,11 @@ class QemuRegistry(DomainRegistry):
         self._lock_fd: int | None = None
         self._next_id = 1
         self.writer = fsutil.WriteBehind()
+        #: The console log of each active domain, followed while it runs (by UUID).
+        self.console_logs: dict[str, ConsoleLog] = {}
+        #: Who holds each domain's interactive console (by UUID).
+        self.consoles: dict[str, Attachment] = {}
+        self.sampler = Sampler(self.sorted)
         self.pool = DirectoryPool(root / "images", self.users_of)
         for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -155,6 +165,74 @@ class QemuRegistry(DomainRegistry):
 
     def log_path(self, name: str) -> Path:
         return self.root / "log" / f"{name}.log"
+
+    async def detach_all(self) -> None:
+        for holder in list(self.consoles.values()):
+            holder.end("the driver closed")
+        self.consoles.clear()
+        for console in list(self.console_logs.values()):
+            await console.stop()
+        self.console_logs.clear()
+        await super().detach_all()
+
+    def stats_stream(self, interval: float) -> AsyncIterator[StatsSample]:
+        return self.sampler.stream(interval)
+
+    def console_log_path(self, defn: DomainDef) -> Path | None:
+        """Where the console of ``defn`` is logged: its ``<log file=…>``, else ours."""
+        console = console_chardev(defn)
+        if console is None:
+            return None
+        return Path(console[0].log_file or self.root / "log" / f"{defn.name}.console.log")
+
+    def _follow_console(self, rt: DomainRuntime) -> None:
+        self._follow_console_of(rt, rt.definition)
+
+    def _follow_console_of(self, rt: DomainRuntime, defn: DomainDef) -> None:
+        path = self.console_log_path(defn)
+        if path is None:
+            return
+        console = ConsoleLog(path)
+        self.console_logs[rt.uuid] = console
+        console.start()
+
+    def console_lines(
+        self, rt: DomainRuntime, since: float | None, follow: bool
+    ) -> AsyncIterator[ConsoleLine]:
+        console = self.console_logs.get(rt.uuid)
+        if console is None:
+            path = self.console_log_path(rt.definition)
+            if path is None:
+                raise NotSupported(
+                    f"Domain '{rt.name}' has no serial console (<serial> or <console>), so "
+                    "there is no console log."
+                )
+            console = ConsoleLog(path)  # not running: what the last boots wrote
+        return console.lines(since, follow)
+
+    async def open_console(self, rt: DomainRuntime, force: bool) -> ConsoleStream:
+        if not rt.active:
+            raise OperationInvalid(f"Domain '{rt.name}' is not running; start it first.")
+        found = console_chardev(rt.definition)
+        if found is None:
+            raise NotSupported(f"Domain '{rt.name}' has no serial console (<serial> or <console>).")
+        holder = self.consoles.get(rt.uuid)
+        if holder is not None and holder.ended is None:
+            if not force:
+                raise DomainBusy(
+                    f"The console of '{rt.name}' is open in another client; take it over with "
+                    "--force (that client's console closes)."
+                )
+            holder.end("another client took the console over (--force)")
+        reader, writer = await attach(found[0], rt.name)
+
+        def closed(attachment: Attachment) -> None:
+            if self.consoles.get(rt.uuid) is attachment:
+                del self.consoles[rt.uuid]
+
+        attachment = Attachment(reader, writer, closed)
+        self.consoles[rt.uuid] = attachment
+        return attachment
 
     # --- storage hooks ----------------------------------------------------------------
 
@@ -205,6 +283,12 @@ class QemuRegistry(DomainRegistry):
 
     def stopped(self, rt: DomainRuntime) -> None:
         shutil.rmtree(self._run_dir(rt.name), ignore_errors=True)
+        holder = self.consoles.pop(rt.uuid, None)
+        if holder is not None:
+            holder.end("the domain stopped")
+        console = self.console_logs.pop(rt.uuid, None)
+        if console is not None:
+            asyncio.get_running_loop().create_task(console.stop())
         super().stopped(rt)
 
     def dump_path(self, rt: DomainRuntime) -> str | None:
@@ -297,6 +381,8 @@ class QemuRegistry(DomainRegistry):
                 process.close()
                 alive = False
         rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
+        if alive:
+            self._follow_console(rt)
         if alive and (rt.flags.migration_out or rt.reason is PausedReason.MIGRATION):
             from drivers.qemu.migration import recover
 
@@ -351,6 +437,7 @@ class QemuRegistry(DomainRegistry):
                 domain_dir=str(run_dir),
                 default_emulator=emulator,
                 incoming=incoming,
+                console_log=str(self.console_log_path(live) or "") or None,
             )
             argv = build_argv(live, ctx)
             process = QemuProcess.spawn(argv, log_path, pass_fds=(listener.fileno(),))
@@ -371,6 +458,7 @@ class QemuRegistry(DomainRegistry):
             ) from err
         backend = QemuBackend(process, monitor)
         await self._fill_live(live, monitor)
+        self._follow_console_of(rt, live)
         return backend
 
     async def _fill_live(self, live: DomainDef, monitor: Monitor) -> None:
@@ -456,7 +544,9 @@ class QemuConnection(RegistryConnection):
     def capabilities(self) -> frozenset[str]:
         # 'kvm' only when the operator enabled it (?kvm=on, VIRTDECK_KVM): /dev/kvm alone
         # does not mean guests run (see the driver's allow_kvm)
-        extra = {"console-log", "kvm"} if self.registry.allow_kvm else {"console-log"}
+        extra = {"console", "console-log", "stats"}
+        if self.registry.allow_kvm:
+            extra.add("kvm")
         return super().capabilities | extra
 
 

@@ -183,8 +183,9 @@ def _migratable(defn: DomainDef) -> DomainDef:
     return copy
 
 
-async def begin(rt: DomainRuntime, offline: bool) -> MigrationSource:
-    """Begin: check the domain can go and say what it is."""
+async def begin(rt: DomainRuntime, offline: bool, copy_storage: bool = False) -> MigrationSource:
+    """Begin: check the domain can go and say what it is (the disks' sizes, which take a
+    qemu-img run each, only for copy storage)."""
     if offline:
         if rt.active:
             raise OperationInvalid(
@@ -214,7 +215,7 @@ async def begin(rt: DomainRuntime, offline: bool) -> MigrationSource:
     for disk, _node in disk_nodes(source):
         if disk.readonly or disk.device == "cdrom" or disk.source is None:
             continue
-        size = await image_size(Path(disk.source)) or 0
+        size = (await image_size(Path(disk.source)) or 0) if copy_storage else 0
         fmt = "qcow2" if disk.driver_type == "qcow2" else "raw"
         disks.append(DiskCopy(disk.target_dev, disk.source, fmt, size))
     return MigrationSource(
@@ -312,7 +313,7 @@ async def _follow(
         figures = _figures(reply)
         status = figures["status"]
         if status == "completed":
-            return figures
+            return await _final_figures(backend, reply)
         if status in ("failed", "cancelled"):
             if job.cancelled or status == "cancelled":
                 job.cancelled = True
@@ -338,7 +339,21 @@ async def _follow(
             suspended = True
             await backend.execute("stop")
         job.update(**figures)
-        await _changed(rt, 0.1)
+        # The reply to a query sent during the stop-and-copy can come after the
+        # MIGRATION completed event: then the change to wait for has already happened.
+        if rt.migration_status not in _TERMINAL:
+            await _changed(rt, 0.1)
+
+
+async def _final_figures(backend: Backend, reply: Mapping[str, Any]) -> dict[str, Any]:
+    """The figures of a completed migration. QEMU says 'completed' a moment before it has
+    filled in the times (total-time and downtime 0): ask again briefly until it has."""
+    for _ in range(20):
+        if int(reply.get("total-time", 0)) > 0:
+            break
+        await asyncio.sleep(0.001)
+        reply = await backend.execute("query-migrate")
+    return _figures(reply)
 
 
 async def _mirror(
@@ -782,7 +797,8 @@ async def _arrived(rt: DomainRuntime, backend: Backend) -> None:
             raise HypervisorError(
                 f"The destination did not receive all of '{rt.name}' within {FINISH_WAIT:g} s."
             )
-        await _changed(rt, 0.05)
+        if rt.migration_status not in _TERMINAL:
+            await _changed(rt, 0.05)
 
 
 async def _discard(rt: DomainRuntime) -> None:

@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import abc
 import socket
+from collections.abc import AsyncIterator
 from pathlib import Path
 
-from drivers.api import Connection, Domain, EventHub, EventStream
+from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
 from drivers.domxml import DomainDef, parse_domain
 from drivers.errors import DomainExists, NoSuchDomain, NotSupported, OperationInvalid
 from drivers.model import (
     ConnectionClosedEvent,
+    ConsoleLine,
     DefinedDetail,
     DiskCopy,
     DomainEvent,
@@ -31,6 +33,7 @@ from drivers.model import (
     MigrationSource,
     PoolInfo,
     StateReason,
+    StatsSample,
     UndefinedDetail,
     VolumeInfo,
 )
@@ -100,6 +103,19 @@ class DomainRegistry(abc.ABC):
     def cannot_run(self, defn: DomainDef) -> list[str]:
         """Why this host could not run ``defn`` (emulator, machine type); [] if it can."""
         return []
+
+    # --- console and statistics (drivers that have them override these) ------------------
+
+    async def open_console(self, rt: DomainRuntime, force: bool) -> ConsoleStream:
+        raise NotSupported(f"Domain '{rt.name}' has no console on this driver.")
+
+    def console_lines(
+        self, rt: DomainRuntime, since: float | None, follow: bool
+    ) -> AsyncIterator[ConsoleLine]:
+        raise NotSupported(f"Domain '{rt.name}' keeps no console log on this driver.")
+
+    def stats_stream(self, interval: float) -> AsyncIterator[StatsSample]:
+        raise NotSupported("This driver reports no statistics.")
 
     def tunnel_path(self, name: str, direction: str) -> Path | None:
         """Where a tunnelled migration's unix socket for domain ``name`` goes ('in' or
@@ -275,8 +291,18 @@ class RuntimeDomain(Domain):
     async def id(self) -> int | None:
         return self.runtime.domid
 
-    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
-        return await migration.begin(self.runtime, offline)
+    async def console(self, force: bool = False) -> ConsoleStream:
+        return await self._registry.open_console(self.runtime, force)
+
+    def console_log(
+        self, since: float | None = None, follow: bool = False
+    ) -> AsyncIterator[ConsoleLine]:
+        return self._registry.console_lines(self.runtime, since, follow)
+
+    async def migrate_begin(
+        self, offline: bool = False, copy_storage: bool = False
+    ) -> MigrationSource:
+        return await migration.begin(self.runtime, offline, copy_storage)
 
     async def migrate_perform(
         self,
@@ -385,6 +411,10 @@ class RegistryConnection(Connection):
     async def free_memory(self) -> int:
         self._check_open()
         return self.registry.free_memory()
+
+    def stats_stream(self, interval: float = 1.0) -> AsyncIterator[StatsSample]:
+        self._check_open()
+        return self.registry.stats_stream(interval)
 
     async def migrate_preflight(self, xml: str, copy_storage: bool = False) -> tuple[str, ...]:
         self._check_open()

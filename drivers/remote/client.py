@@ -16,7 +16,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Coroutine
 from typing import Any
 
-from drivers.api import Connection, Domain, EventHub, EventStream
+from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
 from drivers.errors import (
     ConnectionFailed,
     ConnectionLost,
@@ -26,11 +26,13 @@ from drivers.errors import (
 )
 from drivers.model import (
     ConnectionClosedEvent,
+    ConsoleLine,
     DiskCopy,
     DomainSummary,
     HostInfo,
     IncomingMigration,
     PoolInfo,
+    StatsSample,
     VolumeInfo,
 )
 from drivers.remote import protocol as p
@@ -45,14 +47,73 @@ HANDSHAKE_TIMEOUT = 20.0
 #: Below the daemon's limit per client (server.MAX_IN_FLIGHT), so no call is refused for it.
 MAX_CALLS_IN_FLIGHT = 200
 
+#: What a stream's queue holds: a byte frame's data, a stream-data message's payload, or
+#: None for the end.
+StreamItem = bytes | list[Any] | dict[str, Any] | None
+
 
 class RemoteDomain(DomainCalls, Domain):
     """A domain of a daemon reached over asyncio."""
 
     @property
-    def connection(self) -> Connection:
+    def connection(self) -> RemoteConnection:
         assert isinstance(self._conn, RemoteConnection)
         return self._conn
+
+    async def console(self, force: bool = False) -> ConsoleStream:
+        conn = self.connection
+        stream, queue = conn._open_stream()
+        try:
+            await conn.call("console.open", uuid=self.uuid, stream=stream, force=force)
+        except BaseException:
+            conn._streams.pop(stream, None)
+            raise
+        return _RemoteConsole(conn, stream, queue)
+
+    async def console_log(
+        self, since: float | None = None, follow: bool = False
+    ) -> AsyncIterator[ConsoleLine]:
+        conn = self.connection
+        stream, queue = conn._open_stream()
+        try:
+            await conn.call("console.log", uuid=self.uuid, stream=stream, since=since,
+                            follow=follow)  # fmt: skip
+            while (item := await queue.get()) is not None:
+                assert isinstance(item, list)
+                for wall, text, exact in item:
+                    yield ConsoleLine(float(wall), str(text), bool(exact))
+        finally:
+            await conn._end_stream(stream)
+
+
+class _RemoteConsole(ConsoleStream):
+    """A console held through a daemon: its bytes travel in the stream's frames."""
+
+    def __init__(
+        self, conn: RemoteConnection, stream: int, queue: asyncio.Queue[StreamItem]
+    ) -> None:
+        self._conn = conn
+        self._stream = stream
+        self._queue = queue
+
+    async def read(self) -> bytes:
+        if self.ended is not None:
+            return b""
+        item = await self._queue.get()
+        if isinstance(item, bytes):
+            return item
+        self.ended = self._conn._stream_reasons.pop(self._stream, None) or "the console closed"
+        return b""
+
+    async def write(self, data: bytes) -> None:
+        if self.ended is not None:
+            raise OperationInvalid(f"The console is closed: {self.ended}.")
+        await self._conn._send_frame(p.encode_bytes(self._stream, data))
+
+    async def close(self) -> None:
+        if self.ended is None:
+            self.ended = "closed"
+        await self._conn._end_stream(self._stream)
 
 
 class _StreamSink:
@@ -103,8 +164,11 @@ class RemoteConnection(Connection):
         self._reader_task: asyncio.Task[None] | None = None
         self.welcome: dict[str, Any] = {}
         self._stream_ids = itertools.count(1)
-        #: Byte streams the daemon sends on, by id; None in a queue marks the stream's end.
-        self._streams: dict[int, asyncio.Queue[bytes | None]] = {}
+        #: Streams the daemon sends on, by id: byte frames (bytes), stream-data messages
+        #: (their payload) and, last, None for the stream's end.
+        self._streams: dict[int, asyncio.Queue[StreamItem]] = {}
+        #: Why a stream ended, as the daemon said.
+        self._stream_reasons: dict[int, str] = {}
 
     @property
     def uri(self) -> str:
@@ -169,9 +233,16 @@ class RemoteConnection(Connection):
                 kind = message["type"]
                 if kind == "reply":
                     self._settle(message)
-                elif kind == "stream-end":
+                elif kind == "stream-data":
                     queue = self._streams.get(message.get("stream", -1))
                     if queue is not None:
+                        await queue.put(message.get("data"))
+                elif kind == "stream-end":
+                    stream = message.get("stream", -1)
+                    queue = self._streams.get(stream)
+                    if queue is not None:
+                        if isinstance(message.get("reason"), str):
+                            self._stream_reasons[stream] = message["reason"]
                         await queue.put(None)
                 elif kind == "event":
                     self._hub.publish(p.event_from_wire(message["event"]))
@@ -337,11 +408,18 @@ class RemoteConnection(Connection):
             paused=paused,
         )
 
+    def _open_stream(self, bounded: bool = False) -> tuple[int, asyncio.Queue[StreamItem]]:
+        """A new stream id and its queue. A bounded queue makes a slow consumer slow the
+        sender down (tunnels), but also holds up every other reply and event of this
+        connection meanwhile, so consoles and logs get unbounded ones."""
+        stream = next(self._stream_ids)
+        queue: asyncio.Queue[StreamItem] = asyncio.Queue(maxsize=16 if bounded else 0)
+        self._streams[stream] = queue
+        return stream, queue
+
     async def tunnel_out(self, uuid: str) -> tuple[str, AsyncIterator[bytes]]:
         """The source's end of a tunnelled migration (see drivers.migration.TunnelEnds)."""
-        stream = next(self._stream_ids)
-        queue: asyncio.Queue[bytes | None] = asyncio.Queue(maxsize=16)
-        self._streams[stream] = queue
+        stream, queue = self._open_stream(bounded=True)
         try:
             result = await self.call("tunnel.out", uuid=uuid, stream=stream)
         except BaseException:
@@ -350,7 +428,7 @@ class RemoteConnection(Connection):
 
         async def chunks() -> AsyncIterator[bytes]:
             try:
-                while (data := await queue.get()) is not None:
+                while isinstance(data := await queue.get(), bytes):
                     yield data
             finally:
                 self._streams.pop(stream, None)
@@ -372,6 +450,21 @@ class RemoteConnection(Connection):
         except (ConnectionError, OSError) as err:
             self._lose(f"writing to the daemon failed: {err}")
             raise ConnectionLost(f"The connection to {self._name} was lost: {err}.") from err
+
+    async def stats_stream(self, interval: float = 1.0) -> AsyncIterator[StatsSample]:
+        stream, queue = self._open_stream()
+        try:
+            await self.call("stats.subscribe", stream=stream, interval=interval)
+            while (item := await queue.get()) is not None:
+                yield p.sample_from_wire(item)
+        finally:
+            await self._end_stream(stream)
+
+    async def _end_stream(self, stream: int) -> None:
+        """Stop a stream the daemon sends on (if it has not ended by itself)."""
+        if self._streams.pop(stream, None) is not None and not self._closed:
+            with contextlib.suppress(VirtError):
+                await self._send_frame(p.encode_message({"type": "stream-end", "stream": stream}))
 
     async def ping(self) -> float:
         """Round-trip time of one call, in seconds."""

@@ -19,22 +19,27 @@ from typing import Any, Protocol, TypeVar, cast
 from drivers import records
 from drivers.errors import ProtocolError, VirtError, error_classes
 from drivers.model import (
+    BlockStats,
     ConnectionClosedEvent,
     DiskCopy,
     DomainEvent,
     DomainInfo,
     DomainState,
+    DomainStats,
     DomainSummary,
     Event,
     EventType,
     HostInfo,
+    HostStats,
     IncomingMigration,
     JobInfo,
     JobPhase,
     JobProgressEvent,
     LifecycleEvent,
     MigrationSource,
+    NetStats,
     PoolInfo,
+    StatsSample,
     VolumeInfo,
 )
 from drivers.records import record
@@ -314,6 +319,35 @@ def incoming_from_wire(d: Any) -> IncomingMigration:
     data = dict(d)
     data["nbd_disks"] = tuple(str(x) for x in data.get("nbd_disks", []))
     return from_wire(IncomingMigration, data)
+
+
+def _domain_stats_to_wire(d: DomainStats) -> dict[str, Any]:
+    data = to_wire(d)
+    data["blocks"] = [to_wire(b) for b in d.blocks]
+    data["nets"] = [to_wire(n) for n in d.nets]
+    return data
+
+
+def sample_to_wire(sample: StatsSample) -> dict[str, Any]:
+    domains = [_domain_stats_to_wire(d) for d in sample.domains]
+    return {"host": to_wire(sample.host), "domains": domains}
+
+
+def sample_from_wire(data: Any) -> StatsSample:
+    if not isinstance(data, dict):
+        raise ProtocolError("Expected an object for a stats sample.")
+    try:
+        domains = []
+        for raw in data.get("domains", []):
+            d = dict(raw)
+            d["vcpu_percent"] = tuple(float(x) for x in d.get("vcpu_percent", ()))
+            d["vcpu_time_ns"] = tuple(int(x) for x in d.get("vcpu_time_ns", ()))
+            d["blocks"] = tuple(from_wire(BlockStats, b) for b in d.get("blocks", ()))
+            d["nets"] = tuple(from_wire(NetStats, n) for n in d.get("nets", ()))
+            domains.append(from_wire(DomainStats, d))
+        return StatsSample(host=from_wire(HostStats, data["host"]), domains=tuple(domains))
+    except (KeyError, TypeError, ValueError) as err:
+        raise ProtocolError(f"A stats sample from the daemon is malformed: {err}.") from err
 
 
 @functools.cache

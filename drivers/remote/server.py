@@ -25,7 +25,7 @@ from drivers.errors import (
     ProtocolError,
     VirtError,
 )
-from drivers.model import Event
+from drivers.model import ConsoleLine, Event
 from drivers.remote import protocol as p
 from drivers.remote import tunnel
 from drivers.version import VERSION
@@ -144,7 +144,10 @@ async def _delete_volume(conn: Connection, args: dict[str, Any]) -> Any:
 
 
 async def _migrate_begin(conn: Connection, args: dict[str, Any]) -> Any:
-    begun = await (await _domain(conn, args)).migrate_begin(_arg(args, "offline", bool, False))
+    dom = await _domain(conn, args)
+    begun = await dom.migrate_begin(
+        _arg(args, "offline", bool, False), _arg(args, "copy_storage", bool, False)
+    )
     return p.source_to_wire(begun)
 
 
@@ -287,7 +290,103 @@ async def _tunnel_in(session: ClientSession, args: dict[str, Any]) -> Any:
     return {}
 
 
+async def _console_open(session: ClientSession, args: dict[str, Any]) -> Any:
+    stream = _new_stream(session, args)
+    dom = await _domain(session.conn, args)
+    console = await dom.console(force=_arg(args, "force", bool, False))
+    end = tunnel.ConsoleEnd(stream, console)
+    session.streams[stream] = end
+
+    def ended(reason: str) -> None:
+        session.streams.pop(stream, None)
+        session.send({"type": "stream-end", "stream": stream, "reason": reason})
+
+    end.task = asyncio.create_task(tunnel.pump_console(console, stream, session.send_now, ended))
+    return {}
+
+
+#: Console log lines sent in one message at most.
+LOG_BATCH = 500
+
+
+async def _console_log(session: ClientSession, args: dict[str, Any]) -> Any:
+    stream = _new_stream(session, args)
+    dom = await _domain(session.conn, args)
+    since = args.get("since")
+    if since is not None and not isinstance(since, int | float):
+        raise InvalidArgument("Argument 'since' must be a Unix time.")
+    lines = dom.console_log(
+        since=None if since is None else float(since), follow=_arg(args, "follow", bool, False)
+    )
+    end = tunnel.StreamEnd(stream)
+    session.streams[stream] = end
+
+    async def send_lines() -> None:
+        queue: asyncio.Queue[ConsoleLine | VirtError | None] = asyncio.Queue(maxsize=LOG_BATCH)
+
+        async def read() -> None:
+            try:
+                async for line in lines:
+                    await queue.put(line)
+            except VirtError as err:
+                await queue.put(err)
+            await queue.put(None)
+
+        reader = asyncio.create_task(read())
+        reason = "end of the log"
+        try:
+            while True:
+                # One message per wake-up: what has come since, in one batch.
+                items = [await queue.get()]
+                while not queue.empty() and len(items) < LOG_BATCH:
+                    items.append(queue.get_nowait())
+                batch = [[i.wall, i.text, i.exact] for i in items if isinstance(i, ConsoleLine)]
+                if batch:
+                    session.send({"type": "stream-data", "stream": stream, "data": batch})
+                errors = [i for i in items if isinstance(i, VirtError)]
+                if errors:
+                    reason = errors[0].message
+                if len(batch) < len(items):  # the end (None) or an error came
+                    break
+        finally:
+            reader.cancel()
+            session.streams.pop(stream, None)
+            session.send({"type": "stream-end", "stream": stream, "reason": reason})
+
+    end.task = asyncio.create_task(send_lines())
+    return {}
+
+
+async def _stats(session: ClientSession, args: dict[str, Any]) -> Any:
+    stream = _new_stream(session, args)
+    interval = args.get("interval", 1.0)
+    if isinstance(interval, bool) or not isinstance(interval, int | float):
+        raise InvalidArgument("Argument 'interval' must be a number of seconds.")
+    samples = session.conn.stats_stream(float(interval))
+    end = tunnel.StreamEnd(stream)
+    session.streams[stream] = end
+
+    async def send_samples() -> None:
+        reason = "the statistics stopped"
+        try:
+            async for sample in samples:
+                session.send(
+                    {"type": "stream-data", "stream": stream, "data": p.sample_to_wire(sample)}
+                )
+        except VirtError as err:
+            reason = err.message
+        finally:
+            session.streams.pop(stream, None)
+            session.send({"type": "stream-end", "stream": stream, "reason": reason})
+
+    end.task = asyncio.create_task(send_samples())
+    return {}
+
+
 SESSION_METHODS: dict[str, SessionHandler] = {
+    "stats.subscribe": _stats,
+    "console.open": _console_open,
+    "console.log": _console_log,
     "migrate_prepare": _migrate_prepare,
     "migrate_finish": _migrate_finish,
     "tunnel.out": _tunnel_out,

@@ -21,7 +21,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-from drivers.errors import OperationFailed
+from drivers.api import ConsoleStream
+from drivers.errors import OperationFailed, VirtError
 from drivers.remote import protocol as p
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,11 @@ Send = Callable[[bytes], Awaitable[None]]
 
 
 class StreamEnd:
-    """One stream of a session: what the client sends goes into ``writer``."""
+    """One stream of a session: what the client sends goes into ``writer``.
+
+    Subclasses carry other ends (a console); the session calls :meth:`feed` with every
+    byte frame of the stream, :meth:`end` when the client ends it and :meth:`close` when
+    the session goes."""
 
     def __init__(self, stream: int) -> None:
         self.stream = stream
@@ -51,10 +56,12 @@ class StreamEnd:
         await self.writer.drain()
 
     def end(self) -> None:
-        """The client closed its side."""
+        """The client closed its side: no more input, or (a stream that only sends) stop."""
         if self.writer is not None:
             with contextlib.suppress(OSError):
                 self.writer.write_eof()
+        elif self.task is not None:
+            self.task.cancel()
 
     def close(self) -> None:
         if self.task is not None:
@@ -109,3 +116,35 @@ async def open_in(path: Path, stream: int) -> StreamEnd:
             f"({err.strerror}); the migration was not prepared, or it was already abandoned."
         ) from err
     return tunnel
+
+
+class ConsoleEnd(StreamEnd):
+    """An interactive console held for a client: its keys go to the guest."""
+
+    def __init__(self, stream: int, console: ConsoleStream) -> None:
+        super().__init__(stream)
+        self.console = console
+
+    async def feed(self, data: bytes) -> None:
+        with contextlib.suppress(VirtError):
+            await self.console.write(data)
+
+    def end(self) -> None:
+        asyncio.get_running_loop().create_task(self.console.close())
+
+    def close(self) -> None:
+        super().close()
+        self.end()
+
+
+async def pump_console(
+    console: ConsoleStream, stream: int, send: Send, end: Callable[[str], None]
+) -> None:
+    """Everything the guest writes, to the client, until the console ends."""
+    try:
+        while data := await console.read():
+            await send(p.encode_bytes(stream, data))
+    except (ConnectionError, OSError):
+        pass
+    finally:
+        end(console.ended or "the console closed")

@@ -12,6 +12,8 @@ from collections.abc import Awaitable, Callable
 from drivers.errors import InvalidArgument, OperationFailed
 from drivers.model import DomainState, DomainSummary, state_words
 from tui.text import inert_xml
+from tui.virsh.console import CONSOLE, LOGS
+from tui.virsh.domstats import DOMSTATS
 from tui.virsh.event import EVENT
 from tui.virsh.formats import cpu_seconds, field, info_line, table
 from tui.virsh.migrate import DOMJOBABORT, DOMJOBINFO, MIGRATE
@@ -311,6 +313,7 @@ DOMAIN_MANAGEMENT = Group(
     "Domain Management",
     "domain",
     (
+        CONSOLE,
         Command(
             "define",
             "define (but don't start) a domain from an XML file",
@@ -403,7 +406,9 @@ GROUPS = (
                 (DOMAIN, Opt("reason", "bool", "also print reason for the state")),
                 cmd_domstate,
             ),
+            DOMSTATS,
             LIST,
+            LOGS,
         ),
     ),
     Group("Domain Events", "events", (EVENT,)),
