@@ -40,7 +40,7 @@ from drivers.model import (
     StatsSample,
     VolumeInfo,
 )
-from drivers.qemu.registry import DomainRegistry, RegistryConnection, RuntimeDomain
+from drivers.qemu.registry import DomainRegistry, RegistryConnection
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.storage import MemoryPool
 from drivers.test import simstats
@@ -235,24 +235,9 @@ class TestRegistry(DomainRegistry):
             rt.state, rt.reason = state, state.reason(0)
         return rt
 
-    def simulated(self, name: str) -> SimulatedQemu:
-        """The simulated QEMU of a running domain, to make its guest act (tests, demo)."""
-        backend = self.get(name).backend
-        if not isinstance(backend, SimulatedQemu):
-            raise VirtError(f"Domain '{name}' is not running.")
-        return backend
+    # --- the console and statistics (the QEMU driver's hooks) ---------------------------
 
-
-class TestDomain(RuntimeDomain):
-    """A test-driver domain: the QEMU driver's calls, plus the simulated serial console."""
-
-    _registry: TestRegistry
-
-    def _console(self) -> SimulatedConsole | None:
-        return self._registry.consoles.get(self.runtime.uuid)
-
-    async def console(self, force: bool = False) -> ConsoleStream:
-        rt = self.runtime
+    async def open_console(self, rt: DomainRuntime, force: bool) -> ConsoleStream:
         if not rt.active or not isinstance(rt.backend, SimulatedQemu):
             raise OperationInvalid(
                 f"Domain '{rt.name}' is not running, so it has no console to attach to; "
@@ -266,14 +251,30 @@ class TestDomain(RuntimeDomain):
             )
         return rt.backend.console.attach(force)
 
-    async def console_log(
-        self, since: float | None = None, follow: bool = False
+    async def console_lines(
+        self, rt: DomainRuntime, since: float | None, follow: bool
     ) -> AsyncIterator[ConsoleLine]:
-        console = self._console()
+        console = self.consoles.get(rt.uuid)
         if console is None:
             return  # it never ran while this driver watched: nothing was written
         async for line in console.log(since, follow):
             yield line
+
+    async def stats_stream(self, interval: float) -> AsyncIterator[StatsSample]:
+        while True:
+            yield self.sample()
+            await asyncio.sleep(interval)
+
+    def sample(self) -> StatsSample:
+        """The host and its active domains now (by the test driver's clock)."""
+        return simstats.sample(self.sorted(), clock(), self.cpus, self.memory)
+
+    def simulated(self, name: str) -> SimulatedQemu:
+        """The simulated QEMU of a running domain, to make its guest act (tests, demo)."""
+        backend = self.get(name).backend
+        if not isinstance(backend, SimulatedQemu):
+            raise VirtError(f"Domain '{name}' is not running.")
+        return backend
 
 
 class TestConnection(RegistryConnection):
@@ -284,18 +285,14 @@ class TestConnection(RegistryConnection):
     def capabilities(self) -> frozenset[str]:
         return super().capabilities | {"simulate", "console", "stats"}
 
-    def _handle(self, rt: DomainRuntime) -> RuntimeDomain:
-        return TestDomain(self.registry, rt, self)
-
     async def stats_stream(self, interval: float = 1.0) -> AsyncIterator[StatsSample]:
         if not interval >= MIN_STATS_INTERVAL:
             raise InvalidArgument(
                 f"The statistics interval must be at least {MIN_STATS_INTERVAL} s, not {interval}."
             )
         self._check_open()
-        registry = self.registry
-        while not self._closed:
-            yield simstats.sample(registry.sorted(), clock(), registry.cpus, registry.memory)
+        while not self._closed:  # (the registry's own stream would outlive the connection)
+            yield self.registry.sample()
             await asyncio.sleep(interval)
 
 
