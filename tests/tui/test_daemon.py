@@ -100,3 +100,90 @@ async def test_real_guest_start_then_pause(session: Session, tmp_path: Path) -> 
         await dom.destroy()
     finally:
         await conn.close()
+
+
+async def test_console_logs_and_stats_through_the_daemon(daemon_uri: str, tmp_path: Path) -> None:
+    """The test driver's simulated console, log and statistics, served by virtdeckd."""
+    from tests.tui.test_console import open_console, screen_text, type_line
+    from tests.tui.test_logs import open_logs, texts
+    from tui.screens.main import MainScreen
+    from tui.widgets.domain_table import DomainTable
+
+    app = build(tmp_path, uris=(daemon_uri,))
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        # statistics arrive over the daemon's stats stream
+        t = app.screen.query_one(DomainTable)
+        web1 = find(app, "web1")
+        await until(pilot, lambda: t.cell_text(web1.key, "cpu").endswith("%"), timeout=15)
+        screen = await open_console(pilot, app, "web1")
+        assert screen.state == "attached"
+        await type_line(pilot, "ping")
+        await until(pilot, lambda: "VIRTDECK-PONG" in screen_text(screen), what="the pong")
+        await pilot.press("ctrl+right_square_bracket")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))
+        logs = await open_logs(pilot, app, "web1")
+        await until(pilot, lambda: "VIRTDECK-PONG" in texts(logs))
+        assert any(text.startswith("VIRTDECK-GUEST-READY") for text in texts(logs))
+        await pilot.press("escape")
+        await settle(app)
+        assert not [n for n in app._notifications if n.severity == "error"]
+
+
+@pytest.mark.guest
+@pytest.mark.qemu
+async def test_real_guest_console_and_logs(session: Session, tmp_path: Path) -> None:
+    """qemu:///session with the real guest: c, ping → VIRTDECK-PONG on the emulated screen,
+    ctrl+] back to the table; l shows the guest's VIRTDECK-GUEST-READY line from its boot."""
+    from tests.conftest import require_qemu
+    from tests.e2e.helpers import guest_xml
+    from tests.guest import require_guest
+    from tests.tui.test_console import open_console, screen_text, type_line
+    from tests.tui.test_logs import open_logs, texts
+    from tui.screens.main import MainScreen
+
+    require_qemu()
+    image = require_guest()
+    conn = await drivers.open("qemu:///session")
+    try:
+        await conn.define_xml(guest_xml("tui-console", image, session.base / "tui-con.sock"))
+        app = build(tmp_path, uris=("qemu:///session",))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(
+                pilot, lambda: any(r.name == "tui-console" for r in app.store.rows.values())
+            )
+            await select(pilot, app, "tui-console")
+            await pilot.press("s")
+            await until(
+                pilot, lambda: state_of(app, "tui-console") == "running (booted)", timeout=60
+            )
+            # the boot was logged with nobody attached: the log has the READY line
+            logs = await open_logs(pilot, app, "tui-console")
+            await until(
+                pilot,
+                lambda: any(t.startswith("VIRTDECK-GUEST-READY") for t in texts(logs)),
+                timeout=90,
+                what="the guest's READY line in the log",
+            )
+            ready = next(line for line in logs.view.lines if "VIRTDECK-GUEST-READY" in line.text)
+            assert ready.exact
+            await pilot.press("escape")
+            await until(pilot, lambda: isinstance(app.screen, MainScreen))
+            screen = await open_console(pilot, app, "tui-console")
+            assert screen.state == "attached", screen.reason
+            await type_line(pilot, "ping")
+            await until(
+                pilot, lambda: "VIRTDECK-PONG" in screen_text(screen), timeout=20, what="the pong"
+            )
+            await pilot.press("ctrl+right_square_bracket")
+            await until(pilot, lambda: isinstance(app.screen, MainScreen))
+            # the log has the answer too, after the boot
+            logs = await open_logs(pilot, app, "tui-console")
+            await until(pilot, lambda: "VIRTDECK-PONG" in texts(logs), timeout=10)
+            await pilot.press("escape")
+            await settle(app)
+            assert not [n for n in app._notifications if n.severity == "error"]
+        dom = await conn.lookup("tui-console")
+        await dom.destroy()
+    finally:
+        await conn.close()
