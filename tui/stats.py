@@ -204,6 +204,14 @@ def nice_top(value: float) -> float:
     return float(10 ** (exponent + 1))  # pragma: no cover
 
 
+def nice_bytes(value: float) -> float:
+    """:func:`nice_top` in the binary unit of ``value`` (20 MiB rather than 19.07 MiB)."""
+    unit = 1.0
+    while value >= 1000 * unit and unit < 1 << 40:
+        unit *= 1024
+    return nice_top(value / unit) * unit
+
+
 __all__ = [
     "BLOCKS",
     "HISTORY_SECONDS",
@@ -214,6 +222,7 @@ __all__ = [
     "DomainFigures",
     "HostFigures",
     "Series",
+    "nice_bytes",
     "nice_top",
     "percent_text",
     "rate_text",

@@ -15,6 +15,7 @@ from textual.widgets import Input
 
 from tests.tui.helpers import SIZE, find, settle, table, until
 from tui.app import VirtdeckApp, make_app
+from tui.demo import fill_stats
 from tui.state import FrozenClock
 from tui.widgets.domain_table import row_id
 
@@ -36,8 +37,13 @@ def demo_app(theme: str, config_dir: Path) -> VirtdeckApp:
     )
 
 
+#: The demo hosts that send statistics (edge is read-only: no statistics through it).
+STATS_HOSTS = ("demo", "lab")
+
+
 async def ready(pilot: Pilot[None]) -> None:
-    """The demo's 21 rows with their vCPUs, the cursor on the first row, no blinking."""
+    """The demo's 21 rows with their vCPUs and five minutes of fixed statistics, the
+    cursor on the first row, no blinking."""
     app = pilot.app
     assert isinstance(app, VirtdeckApp)
 
@@ -46,7 +52,14 @@ async def ready(pilot: Pilot[None]) -> None:
             r.vcpus is not None for r in app.store.rows.values()
         )
 
+    def sampled() -> bool:
+        return all(app.store.hosts[h].figures is not None for h in STATS_HOSTS)
+
     await until(pilot, loaded)
+    # The first live samples (the frozen clock makes every later one the same), then the
+    # history they would have made: the sparklines are full and hold still.
+    await until(pilot, sampled)
+    fill_stats(app)
     await pilot.pause(0.1)
 
 

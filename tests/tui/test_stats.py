@@ -14,6 +14,7 @@ from tui.screens.details import DetailsScreen
 from tui.stats import (
     DomainFigures,
     Series,
+    nice_bytes,
     nice_top,
     percent_text,
     rate_text,
@@ -55,6 +56,7 @@ def test_figures_in_few_characters() -> None:
     assert size_text(12 << 20) == "12M" and size_text(1.5 * (1 << 30)) == "1.5G"
     assert rate_text(2048) == "2.0K/s"
     assert nice_top(0.0) == 1.0 and nice_top(37.0) == 50.0 and nice_top(101.0) == 200.0
+    assert nice_bytes(19.07 * (1 << 20)) == 20 * (1 << 20) and nice_bytes(900) == 1000
 
 
 def test_a_domains_cells_are_made_once_per_sample() -> None:

@@ -234,6 +234,12 @@ class ConsoleScreen(Screen[None]):
         words = error.message if isinstance(error, VirtError) else str(error)
         self._set_state("failed", words)
 
+    def replay(self, data: bytes) -> None:
+        """Show fixed guest output as if attached (screenshots and snapshot tests, with
+        ``attach=False``)."""
+        self._set_state("attached")
+        self.terminal.feed(data)
+
     # --- showing it --------------------------------------------------------------------------
 
     def _set_state(self, state: str, reason: str = "") -> None:

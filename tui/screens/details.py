@@ -13,7 +13,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 
@@ -26,6 +26,7 @@ from tui.stats import (
     RATE_FLOOR,
     DomainFigures,
     Series,
+    nice_bytes,
     nice_top,
     percent_text,
     rate_text,
@@ -76,19 +77,18 @@ class DetailsScreen(Screen[None]):
         & #overview-body, & #xml-body, & #events-body, & #stats-body {
             padding: 0 1;
         }
-        & .stats-figure {
-            height: auto;
+        & .stats-head {
+            height: 1;
             margin-top: 1;
+            & > Label {
+                width: 1fr;
+                margin-right: 2;
+            }
         }
         & .stats-charts {
             height: auto;
-        }
-        & .stats-chart {
-            height: auto;
-            width: 1fr;
-            margin-right: 2;
-            & > Label {
-                color: $text-muted;
+            & > Chart {
+                margin-right: 2;
             }
         }
     }
@@ -121,15 +121,14 @@ class DetailsScreen(Screen[None]):
             with TabPane("Stats", id="stats"), VerticalScroll(id="stats-body"):
                 yield Static(id="stats-summary")
                 for key, title, colour in _FIGURES:
-                    yield Label(title, classes="stats-figure", id=f"stats-{key}-title")
+                    with Horizontal(classes="stats-head"):
+                        for span, words in _SPANS:
+                            label = Text(title, style="bold") if span == 60 else Text()
+                            label.append((" — " if span == 60 else "") + words, style="dim")
+                            yield Label(label)
                     with Horizontal(classes="stats-charts"):
-                        for span, words in (
-                            (60, "last minute"),
-                            (HISTORY_SECONDS, "last 5 minutes"),
-                        ):
-                            with Vertical(classes="stats-chart"):
-                                yield Label(words)
-                                yield Chart(colour, _LABELS[key], id=f"chart-{key}-{span}")
+                        for span, _ in _SPANS:
+                            yield Chart(colour, _LABELS[key], id=f"chart-{key}-{span}")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -292,7 +291,7 @@ _LABELS = {
 
 
 def _rate_top(values: list[float | None]) -> float:
-    return nice_top(max([RATE_FLOOR, *(v for v in values if v is not None)]))
+    return nice_bytes(max([RATE_FLOOR, *(v for v in values if v is not None)]))
 
 
 def _charts(
@@ -306,7 +305,7 @@ def _charts(
     def rss_top(values: list[float | None]) -> float:
         if memory_kib:
             return float(memory_kib * 1024)
-        return nice_top(max([1.0, *(v for v in values if v is not None)]))
+        return nice_bytes(max([1.0, *(v for v in values if v is not None)]))
 
     return [
         ("cpu", figures.cpu if figures else None, cpu_top),
@@ -327,7 +326,7 @@ def _summary(figures: DomainFigures, memory_kib: int | None) -> Text:
     if stats.vcpu_percent:
         per = ", ".join(percent_text(v) for v in stats.vcpu_percent)
         text.append(f" (vCPUs: {per})")
-    text.append("   Memory ", style="bold")
+    text.append("\nMemory ", style="bold")
     text.append(size_text(stats.rss_bytes))
     if memory_kib:
         text.append(f" of {memory_text(memory_kib)}")

@@ -143,6 +143,11 @@ class LogsScreen(Screen[None]):
         self.view.add([LogLine(line.wall, plain_line(line.text), line.exact) for line in lines])
         self._show()
 
+    def replay(self, lines: list[ConsoleLine]) -> None:
+        """Show fixed lines as if read and followed (screenshots, with ``read=False``)."""
+        self.state = "following"
+        self.add_lines(lines)
+
     def on_logs_screen_lines(self, message: Lines) -> None:
         lines, self._pending[:] = list(self._pending), []
         if self.state == "reading":
@@ -263,8 +268,7 @@ class LogsScreen(Screen[None]):
 
     @on(Input.Submitted, "#logs-search")
     def _search_done(self, event: Input.Submitted) -> None:
-        if not event.value:
-            event.input.add_class("-hidden")
+        event.input.add_class("-hidden")  # the status line keeps the search; / edits it
         self.view.focus()
         self.view.jump(1)
         self._show()
