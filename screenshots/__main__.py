@@ -1,8 +1,9 @@
 """``python -m screenshots``: regenerate the SVG screenshots in this folder from the demo.
 
-Each screen (main, details, hosts, help, a dialog, migrate, drain) in each builtin theme, at
-120x36, on the demo hosts with a frozen clock (and fixed migration figures), so the images
-only change when the UI does.
+Each screen (main, details, hosts, help, a dialog, migrate, drain, console, logs, stats) in
+each builtin theme, at 120x36 (the stats columns at 170x36), on the demo hosts with a frozen
+clock (and fixed migration figures, statistics and console output), so the images only
+change when the UI does.
 """
 
 from __future__ import annotations
@@ -46,7 +47,14 @@ async def _ready(pilot: Pilot[None]) -> None:
         rows = app.store.rows.values()
         return len(rows) == 21 and all(r.vcpus is not None for r in rows)
 
+    def sampled() -> bool:
+        return all(app.store.hosts[h].figures is not None for h in ("demo", "lab"))
+
     await _until(pilot, loaded)
+    await _until(pilot, sampled)
+    from tui.demo import fill_stats
+
+    fill_stats(app)  # five minutes of the simulation's figures: full sparklines, held still
     await pilot.pause(0.2)
 
 
@@ -120,6 +128,38 @@ async def _drain(pilot: Pilot[None]) -> None:
     await pilot.pause(0.3)
 
 
+async def _console(pilot: Pilot[None]) -> None:
+    """demo/web1's console with a fixed guest output (tui.demo.CONSOLE_OUTPUT)."""
+    from tui.demo import CONSOLE_OUTPUT
+    from tui.screens.console import ConsoleScreen
+
+    app = pilot.app
+    assert isinstance(app, VirtdeckApp)
+    key = next(k for k, r in app.store.rows.items() if r.name == "web1" and r.host == "demo")
+    screen = ConsoleScreen("demo", key[1], "web1", attach=False)
+    app.push_screen(screen)
+    await _until(pilot, lambda: app.screen is screen)
+    await pilot.pause(0.1)
+    screen.replay(CONSOLE_OUTPUT)
+    await pilot.pause(0.2)
+
+
+async def _logs(pilot: Pilot[None]) -> None:
+    """demo/web1's console log with fixed lines and a search."""
+    from tui.demo import console_log_lines
+    from tui.screens.logs import LogsScreen
+
+    app = pilot.app
+    assert isinstance(app, VirtdeckApp)
+    key = next(k for k, r in app.store.rows.items() if r.name == "web1" and r.host == "demo")
+    screen = LogsScreen("demo", key[1], "web1", read=False)
+    app.push_screen(screen)
+    await _until(pilot, lambda: app.screen is screen)
+    await pilot.pause(0.1)
+    screen.replay(console_log_lines(FrozenClock.at_wall - 3 * 3600))
+    await _keys("slash", *"pong", "enter", "n")(pilot)
+
+
 SHOTS: dict[str, Step] = {
     "main": _keys("space", "down", "down", "space", row=("test", "demo")),
     "details": _keys("enter", row=("db-primary", "lab")),
@@ -131,7 +171,13 @@ SHOTS: dict[str, Step] = {
     "migrate-form": _migrate_form,
     "migration": _migration,
     "drain": _drain,
+    "console": _console,
+    "logs": _logs,
+    "stats": _keys("7"),
+    "details-stats": _keys("enter", "t", row=("db-primary", "lab")),
 }
+#: Shots that need a wider terminal than SIZE.
+WIDE = {"stats": (170, 36)}
 
 
 async def _shoot(theme: str, name: str, step: Step, out: Path, config: Path) -> Path:
@@ -149,7 +195,7 @@ async def _shoot(theme: str, name: str, step: Step, out: Path, config: Path) -> 
         tick=None,
     )
     filename = f"{name}-{theme.removeprefix('virtdeck-')}.svg"
-    async with app.run_test(size=SIZE) as pilot:
+    async with app.run_test(size=WIDE.get(name, SIZE)) as pilot:
         await _ready(pilot)
         await step(pilot)
         app.save_screenshot(filename=filename, path=str(out))
