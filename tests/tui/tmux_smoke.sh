@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Smoke test of the real terminal UI: `python -m tui --demo` under a private tmux server at
-# 80x24 and 200x50; sends keys (filter, start, help, quit) and checks the captured pane.
+# 80x24 and 200x50; sends keys (filter, start, help, the console, quit) and checks the
+# captured pane, and that a window title the guest sets never becomes the pane's title.
 # Usage: tests/tui/tmux_smoke.sh [PYTHON]   (exit 0 = all good; prints what it checked)
 set -euo pipefail
 
@@ -80,6 +81,28 @@ for SIZE in 80x24 200x50; do
     keys Escape
     wait_gone "domain\.start"
     echo "ok ($SIZE): ? shows the keys"
+    # the console: keys go to the guest, its title stays inside, ctrl+] comes back
+    keys "/"
+    wait_for "filter: words"
+    keys -l "web1"
+    keys Enter
+    wait_for "1 of 21 domains"
+    keys c
+    wait_for "serial console"
+    wait_for "Attached"
+    keys -l "title pwned"
+    keys Enter
+    keys -l "ping"
+    keys Enter
+    wait_for "VIRTDECK-PONG"
+    title=$(tmux -L "$SERVER" display-message -p -t smoke '#{pane_title}')
+    [[ "$title" != *pwned* ]] || fail "the guest's title reached the terminal: $title"
+    keys C-]
+    wait_for "web1 +running \(booted\)"
+    wait_gone "serial console"
+    keys Escape
+    wait_for "^ 21 domains"
+    echo "ok ($SIZE): c attaches, ping gets VIRTDECK-PONG, the guest's title stays inside, ctrl+] returns"
     # quit ends the program (and with it the tmux session)
     keys q
     deadline=$((SECONDS + 10))
