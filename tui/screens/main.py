@@ -392,7 +392,8 @@ class MainScreen(Screen[None]):
         self._show_status()
         if changes.added or changes.removed or changes.hosts:
             self._show_empty()
-        self.schedule_bindings()
+        if changes.added or changes.removed or changes.updated or changes.hosts:
+            self.schedule_bindings()  # (statistics never change what an action may do)
 
     def _on_tick(self, now: float) -> None:
         store = self.vapp.store
