@@ -57,6 +57,18 @@ class VirtdeckCommands(Provider):
                     commands.append(
                         (f"Edit XML of {name}", "Edit the definition", screen.action_edit_xml)
                     )
+                if screen.check_action("console", ()) is True:
+                    commands.append(
+                        (
+                            f"Console of {name}",
+                            "The serial console; ctrl+] returns",
+                            screen.action_console,
+                        )
+                    )
+                if screen.check_action("logs", ()) is True:
+                    commands.append(
+                        (f"Console log of {name}", "Its output since boot", screen.action_logs)
+                    )
             if screen.check_action("new_domain", ()) is True:
                 commands.append(("New domain", "Define a new domain", screen.action_new_domain))
             commands.append(("Filter", "Filter the table", screen.action_filter))

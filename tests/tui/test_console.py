@@ -324,3 +324,32 @@ async def test_key_to_echo_round_trip_is_fast(tmp_path: Path) -> None:
 
 def _key(char: str) -> events.Key:
     return events.Key(char, char)
+
+
+async def test_the_palette_opens_the_console_and_the_log(tmp_path: Path) -> None:
+    from textual.command import CommandPalette
+    from textual.screen import Screen
+
+    from tui.screens.logs import LogsScreen
+
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        await select(pilot, app, "web1")
+        wanted: tuple[tuple[str, type[Screen[None]]], ...] = (
+            ("console of web1", ConsoleScreen),
+            ("log of web1", LogsScreen),
+        )
+        for words, screen_type in wanted:
+
+            def shown(kind: type[Screen[None]] = screen_type) -> bool:
+                return isinstance(app.screen, kind)
+
+            await pilot.press("colon")
+            await until(pilot, lambda: isinstance(app.screen, CommandPalette))
+            await pilot.press(*words)
+            await pilot.pause(0.3)
+            await pilot.press("enter")
+            await until(pilot, shown, what=words)
+            await pilot.press(ESCAPE if screen_type is ConsoleScreen else "escape")
+            await until(pilot, lambda: isinstance(app.screen, MainScreen))
