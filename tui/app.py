@@ -66,6 +66,22 @@ def _virtdeck_commands() -> type[Provider]:
     return VirtdeckCommands
 
 
+def _console_bindings() -> list[BindingType]:
+    from tui.screens.console import ConsoleScreen
+
+    return ConsoleScreen.BINDINGS
+
+
+def _logs_bindings() -> list[BindingType]:
+    from tui.screens.logs import LogsScreen
+    from tui.widgets.log_view import LogView
+
+    return [*LogsScreen.BINDINGS, *LogView.BINDINGS]
+
+
+#: Screens opened later whose keys the [keymap] may remap, by their ids' first word.
+_SCREEN_BINDINGS = {"console": _console_bindings, "logs": _logs_bindings}
+
 HEAD_START_WAIT = 0.05
 """Seconds the app waits for the hosts' first sessions before it draws anything."""
 STATS_INTERVAL = 1.0
@@ -238,6 +254,10 @@ class VirtdeckApp(App[None]):
         from tui.screens.main import MainScreen
 
         known = {b.id for b in self._all_bindings(MainScreen)}
+        # The console's and the log's keys too, their modules loaded only when named here.
+        groups = {key.partition(".")[0] for key in keymap}
+        for group in sorted(groups & set(_SCREEN_BINDINGS)):
+            known |= {b.id for b in _SCREEN_BINDINGS[group]() if isinstance(b, Binding)}
         unknown = sorted(set(keymap) - known)
         if unknown:
             self.notify(

@@ -358,3 +358,19 @@ async def test_the_palette_opens_the_console_and_the_log(tmp_path: Path) -> None
             await until(pilot, shown, what=words)
             await pilot.press(ESCAPE if screen_type is ConsoleScreen else "escape")
             await until(pilot, lambda: isinstance(app.screen, MainScreen))
+
+
+async def test_the_keymap_can_move_the_escape_key(tmp_path: Path) -> None:
+    config = '[keymap]\n"console.back" = "ctrl+b"\n'
+    app = build(tmp_path, config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        assert app.keymap_applied == {"console.back": "ctrl+b"}
+        assert not [n for n in app._notifications if n.severity == "warning"]
+        screen = await open_console(pilot, app, "web1")
+        assert "^b returns to the table" in str(screen.query_one("#console-status").render())
+        await pilot.press(ESCAPE)  # no longer the escape key: it goes to the guest
+        await pilot.pause(0.1)
+        assert app.screen is screen
+        await pilot.press("ctrl+b")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen))

@@ -250,6 +250,17 @@ class ConsoleScreen(Screen[None]):
         self._show()
         self.refresh_bindings()
 
+    @property
+    def escape_key(self) -> str:
+        """The key that returns to the table, as shown (ctrl+] unless the keymap moved it)."""
+        keymap: dict[str, str] = getattr(self.app, "keymap_applied", {})
+        key = keymap.get("console.back", ESCAPE_KEY)
+        if key == ESCAPE_KEY:
+            return ESCAPE_DISPLAY
+        return ", ".join(
+            self.app.get_key_display(Binding(k.strip(), "back")) for k in key.split(",")
+        )
+
     def _show(self) -> None:
         name = inert(self.domain, one_line=True)
         host = inert(self.host, one_line=True)
@@ -268,7 +279,7 @@ class ConsoleScreen(Screen[None]):
             emulator = self.terminal.emulator
             words = (
                 f"Attached ({emulator.columns}x{emulator.lines}): keys go to the guest; "
-                f"{ESCAPE_DISPLAY} returns to the table. Press enter if the screen stays empty."
+                f"{self.escape_key} returns to the table. Press enter if the screen stays empty."
             )
         elif state == "busy":
             words = f"{reason}. f takes it over (the other client is let go); r tries again."
