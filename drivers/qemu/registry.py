@@ -15,6 +15,8 @@ from pathlib import Path
 
 from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
 from drivers.domxml import DomainDef, parse_domain
+from drivers.domxml.domain import assign_pci_addresses
+from drivers.domxml.pci import strip_runtime
 from drivers.errors import DomainExists, NoSuchDomain, NotSupported, OperationInvalid
 from drivers.model import (
     ConnectionClosedEvent,
@@ -175,6 +177,7 @@ class DomainRegistry(abc.ABC):
         """Define or update a domain; nothing is stored when anything is wrong."""
         defn = parse_domain(xml)
         self.check_definition(defn)
+        prepare_definition(defn)
         same_name = self.by_name.get(defn.name)
         same_uuid = self.by_uuid.get(defn.uuid)
         if same_name is not None and same_name.uuid != defn.uuid:
@@ -226,6 +229,14 @@ class DomainRegistry(abc.ABC):
     async def detach_all(self) -> None:
         for rt in list(self.by_uuid.values()):
             await rt.detach()
+
+
+def prepare_definition(defn: DomainDef) -> None:
+    """What libvirt does to a definition when it is defined: drop the parts only a running
+    domain has, and give every PCI device an address (stored, so the guest's hardware stays
+    where it is across boots, edits and migrations)."""
+    strip_runtime(defn.root)
+    assign_pci_addresses(defn)
 
 
 class RuntimeDomain(Domain):
