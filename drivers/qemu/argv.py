@@ -112,6 +112,62 @@ def _machine_family(machine: str) -> str:
     )
 
 
+# Device elements the QEMU driver does not build: refused at define time (rather than
+# silently left out of the guest), each with what to do instead. docs/devices.md lists them.
+_REFUSED_DEVICES = {
+    "sound": "sound cards are not implemented; remove <sound> (the guest has no audio device)",
+    "rng": "the virtio RNG is not implemented; remove <rng> (the guest's kernel seeds "
+    "its own entropy)",
+    "channel": "channels (guest agent, spicevmc) are not implemented; remove <channel>",
+    "filesystem": "shared folders (virtiofs, 9p) are not implemented; remove <filesystem> "
+    "and share files over the network or a disk image",
+    "hostdev": "device passthrough is not implemented; remove <hostdev>",
+    "redirdev": "USB redirection is not implemented; remove <redirdev>",
+    "smartcard": "smartcards are not implemented; remove <smartcard>",
+    "tpm": "TPM devices are not implemented; remove <tpm>",
+    "vsock": "vsock is not implemented; remove <vsock>",
+    "shmem": "shared memory devices are not implemented; remove <shmem>",
+    "iommu": "a virtual IOMMU is not implemented; remove <iommu>",
+    "parallel": "parallel ports are not implemented; remove <parallel>",
+    "hub": "USB hubs are not implemented; remove <hub>",
+    "lease": "lock leases are not implemented; remove <lease>",
+    "memory": "memory hotplug devices are not implemented; remove <devices><memory>",
+    "crypto": "crypto devices are not implemented; remove <crypto>",
+    "nvram": "the nvram device is not implemented; remove <devices><nvram>",
+}
+_CONTROLLER_TYPES = ("pci", "usb", "sata", "ide", "scsi", "virtio-serial")
+
+
+def refused_devices(defn: DomainDef) -> list[str]:
+    """Why the QEMU driver cannot build ``defn``'s devices as written: one sentence per
+    element it would otherwise leave out of the guest (empty when it builds them all)."""
+    devices = defn.root.find("devices")
+    if devices is None:
+        return []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for node in devices:
+        if not isinstance(node.tag, str):
+            continue
+        tag = str(node.tag)
+        why = _REFUSED_DEVICES.get(tag)
+        if why is not None and tag not in seen:
+            seen.add(tag)
+            problems.append(f"<{tag}>: {why}.")
+        elif tag == "controller" and node.get("type") not in _CONTROLLER_TYPES:
+            problems.append(
+                f"<controller type='{node.get('type')}'>: this controller is not implemented; "
+                "remove it (virtdeck supports pci, usb, sata, ide, scsi and virtio-serial "
+                "controllers)."
+            )
+        elif tag == "audio" and node.get("type") not in (None, "none"):
+            problems.append(
+                f"<audio type='{node.get('type')}'>: only type='none' is implemented; write "
+                "<audio id='1' type='none'/> or remove it."
+            )
+    return problems
+
+
 def chardev_aliases(defn: DomainDef) -> dict[str, list[CharDevDef]]:
     """QEMU chardev label → the serials/consoles it backs, in :func:`build_argv`'s naming.
 

@@ -48,7 +48,13 @@ from drivers.errors import (
     VirtError,
 )
 from drivers.model import ConsoleLine, DomainState, PausedReason, StatsSample
-from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases, console_chardev
+from drivers.qemu.argv import (
+    LaunchContext,
+    build_argv,
+    chardev_aliases,
+    console_chardev,
+    refused_devices,
+)
 from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
@@ -242,6 +248,9 @@ class QemuRegistry(DomainRegistry):
                 f"Domain '{defn.name}' has type '{defn.virt_type}'; the QEMU driver runs "
                 "<domain type='qemu'> (TCG) or type='kvm'."
             )
+        problems = refused_devices(defn)
+        if problems:
+            raise NotSupported(f"Domain '{defn.name}' cannot be defined: {' '.join(problems)}")
 
     def store_definition(self, defn: DomainDef) -> None:
         try:
