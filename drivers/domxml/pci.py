@@ -12,6 +12,7 @@ libvirt 9.0's schemes (q35: every PCIe device behind its own ``pcie-root-port`` 
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
 from lxml import etree
@@ -265,6 +266,10 @@ class _Assigner:
         self.free_ports: list[int] = []
         self.bridge: int | None = None
         self.port_slot: int | None = None
+        #: the PCI controllers this pass added, (index, model)
+        self.created: list[tuple[int, str]] = []
+        #: the root ports this pass put on pcie.0 (their multifunction is decided last)
+        self.placed_ports: list[etree._Element] = []
         for node in devices:
             if isinstance(node.tag, str):
                 addr = read_address(node, _label(node))
@@ -305,6 +310,9 @@ class _Assigner:
         self.used.add((addr.bus, addr.slot, addr.function))
         _insert_controller(self.devices, node)
         self.controllers[index] = node
+        self.created.append((index, model))
+        if model == "pcie-root-port":
+            self.placed_ports.append(node)
         return index
 
     def port_address(self) -> PciAddress:
@@ -317,7 +325,7 @@ class _Assigner:
                     return PciAddress(0, 0, slot, function, False)
         slot = self.root_slot()
         self.port_slot = slot
-        return PciAddress(0, 0, slot, 0, True)
+        return PciAddress(0, 0, slot, 0, False)
 
     def root_port(self) -> int:
         """A free pcie-root-port (a new one on pcie.0 when none is left)."""
@@ -333,6 +341,7 @@ class _Assigner:
             addr = PciAddress(0, 0, self.root_slot(), 0, False)
         elif kind == "root":
             addr = self.port_address()
+            self.placed_ports.append(node)
         elif kind == "pcie":
             addr = PciAddress(0, self.root_port(), 0, 0, False)
         else:
@@ -349,7 +358,24 @@ class _Assigner:
 
 def assign_addresses(devices: etree._Element, family: str) -> None:
     """Add libvirt's implicit controllers and give every PCI device without an
-    ``<address>`` one, in libvirt 9.0's order; the caller stores the result."""
+    ``<address>`` one, in libvirt 9.0's order; the caller stores the result.
+
+    Like libvirt, in two passes: a dry run (on a copy) finds which root ports and bridges
+    the devices need, in the order they need them, which fixes the controllers' indexes;
+    then those controllers are added without addresses and everything is placed for
+    real, controllers first in index order, so that e.g. a pcie-to-pci-bridge needed only
+    by the last device still sits behind the first root port (pci.1), as in libvirt.
+    """
+    dry = copy.deepcopy(devices)
+    needed = _assign(dry, family)
+    for index, model in needed:
+        node = etree.Element("controller", type="pci", index=str(index), model=model)
+        etree.SubElement(node, "model", name=_MODEL_NAMES[model])
+        _insert_controller(devices, node)
+    _assign(devices, family)
+
+
+def _assign(devices: etree._Element, family: str) -> list[tuple[int, str]]:
     controllers = _controller_order(devices)
     types = {node.get("type") for node in controllers}
     had_pci = any(
@@ -419,13 +445,43 @@ def assign_addresses(devices: etree._Element, family: str) -> None:
         if watchdog.get("model") == "i6300esb":
             work.place(watchdog, "pci")
     for video in videos[1:]:
-        work.place(video, "pcie")
+        # libvirt treats a secondary qxl as conventional PCI, virtio-gpu as PCIe
+        work.place(video, "pci" if _video_model(video) == "qxl" else "pcie")
     for item in children(devices, "input"):
         if item.get("bus") == "virtio":
             work.place(item, "pcie")
     if family == "q35" and not had_pci and not work.free_ports:
         # libvirt leaves one empty root port so that a device can be hot-plugged later.
         work.root_port()
+    for port_node in work.placed_ports:
+        addr = read_address(port_node, "")
+        if addr is not None and addr.function == 0:
+            others = any((0, addr.slot, f) in work.used for f in range(1, _FUNCTIONS))
+            if others:
+                write_address(port_node, PciAddress(0, 0, addr.slot, 0, True))
+    for index, node in pci_controllers(devices).items():
+        _fill_controller(node, index)
+    return work.created
+
+
+def _fill_controller(node: etree._Element, index: int) -> None:
+    """Write the ``<model name>`` and ``<target>`` libvirt fills into a PCI controller."""
+    model = node.get("model") or ""
+    name = _MODEL_NAMES.get(model)
+    if name is None:
+        return
+    model_node = node.find("model")
+    if model_node is None:
+        model_node = etree.Element("model", name=name)
+        node.insert(0, model_node)
+    if node.find("target") is not None:
+        return
+    if model == "pcie-root-port":
+        addr = read_address(node, "")
+        port = 0 if addr is None else addr.slot * 8 + addr.function
+        model_node.addnext(etree.Element("target", chassis=str(index), port=f"{port:#x}"))
+    elif model == "pci-bridge":
+        model_node.addnext(etree.Element("target", chassisNr=str(index)))
 
 
 def _bus(disk: etree._Element) -> str:

@@ -59,7 +59,7 @@ from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
 from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
-from drivers.qemu.registry import DomainRegistry, RegistryConnection
+from drivers.qemu.registry import DomainRegistry, RegistryConnection, prepare_definition
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.qemu.stats import Sampler
 from drivers.storage import DirectoryPool
@@ -251,6 +251,9 @@ class QemuRegistry(DomainRegistry):
         problems = refused_devices(defn)
         if problems:
             raise NotSupported(f"Domain '{defn.name}' cannot be defined: {' '.join(problems)}")
+
+    def prepare_definition(self, defn: DomainDef) -> None:
+        prepare_definition(defn)
 
     def store_definition(self, defn: DomainDef) -> None:
         try:

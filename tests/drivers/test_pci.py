@@ -452,3 +452,26 @@ async def test_define_stores_addresses_and_redefine_keeps_them(short_tmp: Path) 
         assert again["disk #2"] == ("bus=5", "slot=0", "function=0")
     finally:
         await conn.close()
+
+
+def test_a_bridge_needed_last_still_sits_behind_the_first_root_port() -> None:
+    """libvirt 9.0 (checked live in test_pci_libvirt.py 'q35-many'): the root ports and the
+    pcie-to-pci-bridge get their indexes in the order devices need them, but are placed
+    in index order, so the bridge a secondary qxl needs takes the first root port; a root
+    port alone on its slot is not multifunction."""
+    xml = domain(
+        "q35",
+        DISK.format(addr="")
+        + NIC.format(model="virtio", addr="")
+        + "<console type='pty'><target type='virtio'/></console>"
+        + "<input type='keyboard' bus='virtio'/><graphics type='vnc' port='5905' autoport='no'/>"
+        + "<video><model type='virtio'/></video><video><model type='qxl'/></video>"
+        + "<memballoon model='virtio'/>",
+    )
+    result = assigned(xml)
+    bridges = [k for k in result if "pcie-to-pci-bridge" in k]
+    assert len(bridges) == 1 and result[bridges[0]] == ("bus=1", "slot=0", "function=0")
+    assert result["video #2"][:2] == (f"bus={bridges[0].split(':')[2]}", "slot=1")
+    assert result["interface #1"] == ("bus=2", "slot=0", "function=0")
+    ports = {k: v for k, v in result.items() if "pcie-root-port" in k}
+    assert sum("multi" in v for v in ports.values()) == 1
