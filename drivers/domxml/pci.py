@@ -441,6 +441,9 @@ def _assign(devices: etree._Element, family: str) -> list[tuple[int, str]]:
     for balloon in children(devices, "memballoon"):
         if balloon.get("model") == "virtio":
             work.place(balloon, "pcie")
+    for rng in children(devices, "rng"):
+        if rng.get("model") == "virtio":
+            work.place(rng, "pcie")
     for watchdog in children(devices, "watchdog"):
         if watchdog.get("model") == "i6300esb":
             work.place(watchdog, "pci")

@@ -31,6 +31,7 @@ from lxml import etree
 
 from drivers.domxml import CharDevDef, DiskDef, DomainDef
 from drivers.domxml.pci import CONTROLLER_DRIVERS, bus_name, read_address
+from drivers.domxml.tree import show
 from drivers.errors import InvalidXML
 
 
@@ -116,8 +117,6 @@ def _machine_family(machine: str) -> str:
 # silently left out of the guest), each with what to do instead. docs/devices.md lists them.
 _REFUSED_DEVICES = {
     "sound": "sound cards are not implemented; remove <sound> (the guest has no audio device)",
-    "rng": "the virtio RNG is not implemented; remove <rng> (the guest's kernel seeds "
-    "its own entropy)",
     "channel": "channels (guest agent, spicevmc) are not implemented; remove <channel>",
     "filesystem": "shared folders (virtiofs, 9p) are not implemented; remove <filesystem> "
     "and share files over the network or a disk image",
@@ -136,6 +135,38 @@ _REFUSED_DEVICES = {
     "nvram": "the nvram device is not implemented; remove <devices><nvram>",
 }
 _CONTROLLER_TYPES = ("pci", "usb", "sata", "ide", "scsi", "virtio-serial")
+
+
+def _rng_problems(node: etree._Element) -> list[str]:
+    if node.get("model") != "virtio":
+        return [
+            f"<rng model={show(node.get('model') or '')}>: only model='virtio' is "
+            "implemented; write <rng model='virtio'>."
+        ]
+    backend = node.find("backend")
+    kind = backend.get("model") if backend is not None else None
+    if kind not in ("random", "builtin"):
+        return [
+            f"<rng> <backend model={show(kind or '')}>: only 'random' (a host device) and "
+            "'builtin' are implemented; write <backend model='random'>/dev/urandom</backend>."
+        ]
+    if kind == "random" and backend is not None:
+        path = (backend.text or "").strip() or "/dev/urandom"
+        if not path.startswith("/"):
+            return [
+                f"<rng> <backend>: {show(path)} is not a device path; write e.g. "
+                "<backend model='random'>/dev/urandom</backend>."
+            ]
+    rate = node.find("rate")
+    if rate is not None:
+        for attr in ("bytes", "period"):
+            value = rate.get(attr)
+            if value is not None and not (value.isdigit() and int(value) > 0):
+                return [
+                    f"<rng> <rate {attr}={show(value)}>: write a positive whole number, "
+                    "e.g. <rate bytes='1024' period='1000'/>."
+                ]
+    return []
 
 
 def refused_devices(defn: DomainDef) -> list[str]:
@@ -160,6 +191,8 @@ def refused_devices(defn: DomainDef) -> list[str]:
                 "remove it (virtdeck supports pci, usb, sata, ide, scsi and virtio-serial "
                 "controllers)."
             )
+        elif tag == "rng":
+            problems.extend(_rng_problems(node))
         elif tag == "audio" and node.get("type") not in (None, "none"):
             problems.append(
                 f"<audio type='{node.get('type')}'>: only type='none' is implemented; write "
@@ -721,7 +754,40 @@ class _Builder:
                 continue
             self.device(props, item.label)
 
-    # --- panic, balloon, watchdog -------------------------------------------------------
+    # --- panic, balloon, rng, watchdog --------------------------------------------------
+
+    def rngs(self) -> None:
+        """``<rng model='virtio'>``: a backend object and virtio-rng-pci, as libvirt."""
+        devices = self.defn.root.find("devices")
+        nodes = devices.findall("rng") if devices is not None else []
+        for index, node in enumerate(nodes):
+            where = f"<rng> #{index + 1}"
+            problems = _rng_problems(node)
+            if problems:
+                raise InvalidXML(problems[0])
+            backend = node.find("backend")
+            obj: dict[str, Any]
+            if backend is not None and backend.get("model") == "builtin":
+                obj = {"qom-type": "rng-builtin", "id": f"objrng{index}"}
+            else:
+                path = ((backend.text if backend is not None else None) or "").strip()
+                obj = {
+                    "qom-type": "rng-random",
+                    "id": f"objrng{index}",
+                    "filename": path or "/dev/urandom",
+                }
+            self.add("-object", _json(obj))
+            props: dict[str, Any] = {
+                "driver": "virtio-rng-pci",
+                "rng": f"objrng{index}",
+                "id": f"rng{index}",
+            }
+            rate = node.find("rate")
+            if rate is not None and rate.get("bytes") is not None:
+                props["max-bytes"] = int(rate.get("bytes") or "0")
+                props["period"] = int(rate.get("period") or "1000")
+            props.update(self.pci(node, where))
+            self.device(props, where)
 
     def misc_devices(self) -> None:
         defn = self.defn
@@ -743,6 +809,7 @@ class _Builder:
                 },
                 "<memballoon>",
             )
+        self.rngs()
         seen: set[str] = set()
         for index, watchdog in enumerate(defn.watchdogs):
             if watchdog.model in seen and watchdog.model in ("ib700", "itco"):

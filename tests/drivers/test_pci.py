@@ -475,3 +475,27 @@ def test_a_bridge_needed_last_still_sits_behind_the_first_root_port() -> None:
     assert result["interface #1"] == ("bus=2", "slot=0", "function=0")
     ports = {k: v for k, v in result.items() if "pcie-root-port" in k}
     assert sum("multi" in v for v in ports.values()) == 1
+
+
+def test_virtio_rng_as_libvirt_writes_it() -> None:
+    """libvirt 9.0's domxml-to-native of the same <rng> elements."""
+    xml = domain(
+        "q35",
+        "<rng model='virtio'><backend model='random'>/dev/urandom</backend>"
+        f"{addr(5, 0)}</rng>"
+        "<rng model='virtio'><rate bytes='1234' period='2000'/><backend model='builtin'/>"
+        f"{addr(6, 0)}</rng>"
+        + "".join(root_port(i, 1, i - 1, i == 1) for i in range(1, 7))
+        + "<memballoon model='none'/>",
+    )
+    argv = build_argv(parse_domain(xml), CTX)
+    objects = [argv[i + 1] for i, arg in enumerate(argv) if arg == "-object"]
+    assert objects == [
+        '{"qom-type":"rng-random","id":"objrng0","filename":"/dev/urandom"}',
+        '{"qom-type":"rng-builtin","id":"objrng1"}',
+    ]
+    assert devices_of(xml)[-2:] == [
+        '{"driver":"virtio-rng-pci","rng":"objrng0","id":"rng0","bus":"pci.5","addr":"0x0"}',
+        '{"driver":"virtio-rng-pci","rng":"objrng1","id":"rng1","max-bytes":1234,'
+        '"period":2000,"bus":"pci.6","addr":"0x0"}',
+    ]

@@ -71,6 +71,13 @@ Q35_TEN_DISKS = domain(
     "".join(DISK.format(addr="").replace("vda", f"vd{c}") for c in "abcdefghij")
     + "<memballoon model='virtio'/>",
 )
+Q35_RNG = domain(
+    "q35",
+    DISK.format(addr="")
+    + "<watchdog model='i6300esb'/><memballoon model='virtio'/>"
+    + "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
+    + "<rng model='virtio'><rate bytes='1234' period='2000'/><backend model='builtin'/></rng>",
+)
 CASES = {
     "q35-virtio": Q35_BARE,
     "pc-ide-e1000": PC_BARE,
@@ -83,6 +90,7 @@ CASES = {
     "pc-many": PC_MANY,
     "q35-given-ports": Q35_GIVEN_PORTS,
     "q35-ten-disks": Q35_TEN_DISKS,
+    "q35-rng-watchdog": Q35_RNG,
 }
 
 

@@ -16,8 +16,11 @@ from tests.drivers.test_pci import Q35_LIBVIRT, domain
 
 REFUSED = {
     "<sound model='ich9'/>": "<sound>: sound cards are not implemented; remove <sound>",
-    "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>": (
-        "<rng>: the virtio RNG is not implemented; remove <rng>"
+    "<rng model='virtio'><backend model='egd' type='tcp'/></rng>": (
+        "<rng> <backend model='egd'>: only 'random' (a host device) and 'builtin'"
+    ),
+    "<rng model='hwrng'><backend model='random'/></rng>": (
+        "<rng model='hwrng'>: only model='virtio' is implemented"
     ),
     "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>": (
         "<channel>: channels (guest agent, spicevmc) are not implemented; remove <channel>"

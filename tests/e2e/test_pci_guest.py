@@ -1,7 +1,7 @@
 """The real guest sees its PCI devices where the XML puts them.
 
 The tiny guest is started by the QEMU driver with explicit ``<address type='pci'>`` on a
-virtio disk, a virtio NIC and the balloon, two ``pcie-root-port`` controllers on a
+virtio disk, a virtio NIC, the balloon and an RNG, two ``pcie-root-port`` controllers on a
 multifunction slot, and a device directly on ``pcie.0``; the guest's
 ``/sys/bus/pci/devices`` (read over its serial console) must list each of them at that
 place, with the vendor:device of what the XML asked for.
@@ -56,7 +56,10 @@ async def test_guest_sees_devices_at_the_xml_addresses(
     image.write_bytes(b"\0" * (1 << 20))
     xml = guest_xml("pci1", guest, serial).replace(
         "<memballoon model='none'/>",
-        _devices(image) + f"<memballoon model='virtio'>{_addr(0, 7)}</memballoon>",
+        _devices(image)
+        + f"<memballoon model='virtio'>{_addr(0, 7)}</memballoon>"
+        + "<rng model='virtio'><backend model='random'>/dev/urandom</backend>"
+        + f"{_addr(0, 8)}</rng>",
     )
     dom = await conn.define_xml(xml)
     stored = await dom.xml(inactive=True)
@@ -91,6 +94,9 @@ async def test_guest_sees_devices_at_the_xml_addresses(
     # the balloon directly on pcie.0 (an integrated endpoint keeps the legacy id)
     assert seen.get("0000:00:07.0", ("", ""))[0] == VIRTIO, seen
     assert seen["0000:00:07.0"][1] in ("0x1002", "0x1045"), seen
+    # the virtio RNG on pcie.0 slot 8
+    assert seen.get("0000:00:08.0", ("", ""))[0] == VIRTIO, seen
+    assert seen["0000:00:08.0"][1] in ("0x1005", "0x1044"), seen
     # and nothing else on a root-port bus
     assert {a for a in seen if not a.startswith("0000:00:")} == {
         "0000:01:00.0",
