@@ -149,8 +149,11 @@ class Domain(DomainIdentity, abc.ABC):
             progress=progress,
         )
 
-    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
-        """Begin (source): check the domain can move; its definition and disks."""
+    async def migrate_begin(
+        self, offline: bool = False, copy_storage: bool = False
+    ) -> MigrationSource:
+        """Begin (source): check the domain can move; its definition and disks (with their
+        sizes when ``copy_storage``)."""
         raise NotSupported(f"Domain '{self.name}' cannot be migrated by this driver.")
 
     async def migrate_perform(

@@ -153,7 +153,7 @@ async def migrate(
     if "migration" not in dest.capabilities:
         raise NotSupported(f"{dest.uri} cannot receive migrations.")
 
-    begun = await dom.migrate_begin(offline=offline)
+    begun = await dom.migrate_begin(offline=offline, copy_storage=copy_storage == "all")
     if offline:
         return await _offline(dom, dest, begun.persistent_xml or begun.xml, xml, undefine_source)
 

@@ -75,7 +75,9 @@ class ReadOnlyDomain(Domain):
     def connection(self) -> Connection:
         return self._inner.connection
 
-    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
+    async def migrate_begin(
+        self, offline: bool = False, copy_storage: bool = False
+    ) -> MigrationSource:
         raise _refuse("migrating a domain")
 
     async def migrate_perform(self, uri: str, **options: object) -> JobInfo:

@@ -184,8 +184,9 @@ def _migratable(defn: DomainDef) -> DomainDef:
     return copy
 
 
-async def begin(rt: DomainRuntime, offline: bool) -> MigrationSource:
-    """Begin: check the domain can go and say what it is."""
+async def begin(rt: DomainRuntime, offline: bool, copy_storage: bool = False) -> MigrationSource:
+    """Begin: check the domain can go and say what it is (the disks' sizes, which take a
+    qemu-img run each, only for copy storage)."""
     if offline:
         if rt.active:
             raise OperationInvalid(
@@ -215,7 +216,7 @@ async def begin(rt: DomainRuntime, offline: bool) -> MigrationSource:
     for disk, _node in disk_nodes(source):
         if disk.readonly or disk.device == "cdrom" or disk.source is None:
             continue
-        size = await image_size(Path(disk.source)) or 0
+        size = (await image_size(Path(disk.source)) or 0) if copy_storage else 0
         fmt = "qcow2" if disk.driver_type == "qcow2" else "raw"
         disks.append(DiskCopy(disk.target_dev, disk.source, fmt, size))
     return MigrationSource(

@@ -315,8 +315,10 @@ class RuntimeDomain(Domain):
     ) -> AsyncIterator[ConsoleLine]:
         return self._registry.console_lines(self.runtime, since, follow)
 
-    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
-        return await migration.begin(self.runtime, offline)
+    async def migrate_begin(
+        self, offline: bool = False, copy_storage: bool = False
+    ) -> MigrationSource:
+        return await migration.begin(self.runtime, offline, copy_storage)
 
     async def migrate_perform(
         self,

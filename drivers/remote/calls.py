@@ -75,8 +75,11 @@ class DomainCalls(DomainIdentity):
         value = await self._call("id")
         return int(value) if value is not None else None
 
-    async def migrate_begin(self, offline: bool = False) -> MigrationSource:
-        return p.source_from_wire(await self._call("migrate_begin", offline=offline))
+    async def migrate_begin(
+        self, offline: bool = False, copy_storage: bool = False
+    ) -> MigrationSource:
+        begun = await self._call("migrate_begin", offline=offline, copy_storage=copy_storage)
+        return p.source_from_wire(begun)
 
     async def migrate_perform(
         self,

@@ -144,7 +144,10 @@ async def _delete_volume(conn: Connection, args: dict[str, Any]) -> Any:
 
 
 async def _migrate_begin(conn: Connection, args: dict[str, Any]) -> Any:
-    begun = await (await _domain(conn, args)).migrate_begin(_arg(args, "offline", bool, False))
+    dom = await _domain(conn, args)
+    begun = await dom.migrate_begin(
+        _arg(args, "offline", bool, False), _arg(args, "copy_storage", bool, False)
+    )
     return p.source_to_wire(begun)
 
 

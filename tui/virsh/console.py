@@ -13,7 +13,6 @@ showed since the domain's boot, kept even when nobody was attached; every line i
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import re
@@ -76,6 +75,8 @@ class TerminalStringFilter:
 
 
 async def cmd_console(shell: Shell, args: Args) -> bool:
+    import asyncio  # here: the one-shot verbs of this module's neighbours load no asyncio
+
     dom = await shell.domain(args.required("domain"))
     console = await dom.console(force=args.flag("force"))
     stdin = sys.stdin.fileno()
