@@ -119,18 +119,29 @@ def encode_call(call_id: int, method: str, args: dict[str, Any]) -> bytes:
         return encode_message(message)
     except ProtocolError:
         pass
-    # only on this rare path: one-shot CLI commands keep lxml unloaded
-    from drivers.domxml.tree import too_large
-    from drivers.errors import InvalidArgument, InvalidXML
-
-    limit = (
-        f"{MAX_FRAME >> 20} MiB per message over a remote connection (quotes and "
-        "newlines count twice)"
-    )
     xml = args.get("xml")
     if isinstance(xml, str):
-        raise InvalidXML(too_large(len(xml.encode()), limit))
-    raise InvalidArgument(f"The '{method}' call is larger than the {limit}; send less at once.")
+        raise xml_too_large(xml)
+    from drivers.errors import InvalidArgument
+
+    raise InvalidArgument(
+        f"The '{method}' call is larger than the {_FRAME_WORDS}; send less at once."
+    )
+
+
+_FRAME_WORDS = (
+    f"{MAX_FRAME >> 20} MiB per message over a remote connection (quotes and newlines count twice)"
+)
+
+
+def xml_too_large(xml: str) -> VirtError:
+    """The error for a domain XML that does not fit in one frame, in the words a
+    too-large XML gets locally."""
+    # only on this rare path: one-shot CLI commands keep lxml unloaded
+    from drivers.domxml.tree import too_large
+    from drivers.errors import InvalidXML
+
+    return InvalidXML(too_large(len(xml.encode()), _FRAME_WORDS))
 
 
 def encode_bytes(stream: int, data: bytes) -> bytes:

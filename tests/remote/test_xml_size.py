@@ -54,3 +54,33 @@ async def test_remote_define_refuses_before_writing() -> None:
     with pytest.raises(InvalidXML, match=r"the limit is 4 MiB per message over a remote"):
         await conn.define_xml(_xml(MAX_XML_BYTES))
     assert writer.written == b"" and not conn._pending
+
+
+async def test_a_reply_too_large_for_a_frame_says_so_about_the_xml() -> None:
+    """dumpxml of a definition over the frame limit (it fits the 4 MiB XML limit only
+    locally): the client gets the same sentence instead of a lost reply."""
+    import json
+
+    import drivers
+    from drivers.remote.server import ClientSession, Server
+
+    conn = await drivers.open("test:///default")
+    try:
+        session = ClientSession(
+            Server(conn, "test:///default"),
+            asyncio.StreamReader(),
+            _Writer(),  # type: ignore[arg-type]
+            "test",
+        )
+        xml = _xml(MAX_XML_BYTES)
+        session.send({"type": "reply", "id": 1, "result": xml})
+        frame = session.queue.get_nowait()
+        assert frame is not None
+        reply = json.loads(frame[5:])
+        assert reply["id"] == 1 and "result" not in reply
+        assert reply["error"]["message"].startswith(
+            f"The domain XML is {MAX_XML_BYTES} bytes; the limit is 4 MiB per message over "
+            "a remote connection"
+        )
+    finally:
+        await conn.close()
