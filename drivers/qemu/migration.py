@@ -28,7 +28,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers.domxml import DomainDef, parse_domain
-from drivers.domxml.domain import assign_pci_addresses
 from drivers.errors import (
     DomainExists,
     HypervisorError,
@@ -546,10 +545,6 @@ async def prepare(
         raise NotSupported(_no_copy(registry))
     defn = parse_domain(xml)
     registry.check_definition(defn)
-    # A destination XML given without addresses gets the ones its define would give
-    # (libvirt assigns them whenever it parses a definition); the source's own XML has
-    # them already, so the two machines match.
-    assign_pci_addresses(defn)
     clash = _clash(registry, defn)
     if clash is not None:
         raise clash

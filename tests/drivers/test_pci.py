@@ -499,3 +499,15 @@ def test_virtio_rng_as_libvirt_writes_it() -> None:
         '{"driver":"virtio-rng-pci","rng":"objrng1","id":"rng1","max-bytes":1234,'
         '"period":2000,"bus":"pci.6","addr":"0x0"}',
     ]
+
+
+def test_a_migration_destination_xml_is_placed_like_its_source() -> None:
+    from drivers.migration import placed_like
+
+    defn = parse_domain(Q35_BARE)
+    prepare_definition(defn)
+    source = defn.to_xml()
+    # the user's destination XML without addresses gets the ones the source runs with
+    assert pci_map(placed_like(Q35_BARE, source)) == pci_map(source)
+    # a source running without addresses (defined before they were assigned): unchanged
+    assert placed_like(Q35_BARE, Q35_BARE) == Q35_BARE
