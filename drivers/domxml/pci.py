@@ -93,13 +93,17 @@ def read_address(element: etree._Element, where: str) -> PciAddress | None:
     multi = node.get("multifunction")
     if multi not in (None, "on", "off"):
         raise InvalidXML(f"{where}: multifunction={show(multi)}; write 'on' or 'off'.")
-    return PciAddress(
+    addr = PciAddress(
         domain=0,
         bus=_number(node.get("bus"), where, "bus", 0xFF),
         slot=_number(node.get("slot"), where, "slot", _SLOTS - 1),
         function=_number(node.get("function"), where, "function", _FUNCTIONS - 1),
         multifunction=multi == "on",
     )
+    if (addr.bus, addr.slot, addr.function) == (0, 0, 0):
+        # libvirt reads 0000:00:00.0 (the host bridge's place) as "no address yet"
+        return None
+    return addr
 
 
 def write_address(element: etree._Element, addr: PciAddress) -> None:
@@ -508,13 +512,17 @@ def _virtio_console(console: etree._Element) -> bool:
 
 def strip_runtime(root: etree._Element) -> None:
     """Drop what only a running domain has (libvirt's inactive XML never shows them):
-    ``<domain id=…>``, every device ``<alias>``, a pty's ``<source path>`` and the
-    console's ``tty=``."""
+    ``<domain id=…>``, every device ``<alias>``, a pty's ``<source path>``, the
+    console's ``tty=`` and the port an autoport display got."""
     if "id" in root.attrib:
         del root.attrib["id"]
     devices = root.find("devices")
     if devices is None:
         return
+    for graphics in devices.findall("graphics"):
+        # an automatic display port is chosen at each start; libvirt stores -1
+        if graphics.get("autoport") == "yes" and graphics.get("port") is not None:
+            graphics.set("port", "-1")
     for alias in list(devices.iter("alias")):
         parent = alias.getparent()
         if parent is not None:

@@ -413,6 +413,7 @@ LIVE = """<domain type='qemu' id='7'>
     <console type='pty' tty='/dev/pts/3'><source path='/dev/pts/3'/><target type='serial' port='0'/>
       <alias name='serial0'/></console>
     <serial type='file'><source path='/tmp/s.log'/><target port='1'/></serial>
+    <graphics type='vnc' port='5901' autoport='yes' listen='127.0.0.1'/>
     <memballoon model='none'><alias name='balloon0'/></memballoon>
   </devices>
 </domain>"""
@@ -425,6 +426,7 @@ def test_runtime_parts_are_dropped() -> None:
     assert "id=" not in text.split("\n")[0]
     assert "<alias" not in text and "tty=" not in text and "/dev/pts" not in text
     assert "/tmp/s.log" in text  # a file serial keeps its path
+    assert 'port="-1" autoport="yes"' in text  # the display port is chosen per start
 
 
 # --- through the QEMU driver: stored, and stable across a redefine ---------------------
@@ -511,3 +513,14 @@ def test_a_migration_destination_xml_is_placed_like_its_source() -> None:
     assert pci_map(placed_like(Q35_BARE, source)) == pci_map(source)
     # a source running without addresses (defined before they were assigned): unchanged
     assert placed_like(Q35_BARE, Q35_BARE) == Q35_BARE
+
+
+def test_an_empty_pci_address_is_assigned_like_a_missing_one() -> None:
+    """libvirt reads <address type='pci'/> (or 0000:00:00.0) as "not assigned yet"."""
+    xml = Q35_BARE.replace(
+        "<target dev='vda' bus='virtio'/>", "<target dev='vda' bus='virtio'/><address type='pci'/>"
+    )
+    assert devices_of(xml)[0] == (
+        '{"driver":"virtio-blk-pci","drive":"libvirt-1-storage","id":"virtio-disk0"}'
+    )
+    assert assigned(xml) == Q35_BARE_LIBVIRT
