@@ -42,7 +42,7 @@ _FUNCTIONS = 8
 # q35: 0 host bridge, 0x1f ICH9 (LPC, SATA, SMBus); pc: 0 host bridge, 1 PIIX3.
 _Q35_RESERVED = {0, 0x1F}
 _PC_RESERVED = {0, 1}
-# the devices whose address libvirt writes into the XML, in its assignment order
+# NIC models that are conventional PCI devices (on q35 they go on a PCIe-to-PCI bridge)
 _CONVENTIONAL_NICS = ("e1000", "rtl8139")
 
 
@@ -288,15 +288,38 @@ class _Assigner:
     def slot_free(self, bus: int, slot: int) -> bool:
         return all((bus, slot, f) not in self.used for f in range(_FUNCTIONS))
 
-    def root_slot(self) -> int:
+    def free_root_slot(self) -> int | None:
         reserved = _Q35_RESERVED if self.family == "q35" else _PC_RESERVED
         for slot in range(_SLOTS):
             if slot not in reserved and self.slot_free(0, slot):
                 return slot
+        return None
+
+    def root_slot(self) -> int:
+        slot = self.free_root_slot()
+        if slot is None:
+            raise InvalidXML(
+                "<devices>: the root PCI bus has no free slot left for another device; "
+                "give some devices addresses behind a <controller type='pci'> "
+                f"({'pcie-root-port' if self.family == 'q35' else 'pci-bridge'})."
+            )
+        return slot
+
+    def pc_address(self) -> PciAddress:
+        """pc: the next free pci.0 slot, then the free slots of the pci-bridges."""
+        slot = self.free_root_slot()
+        if slot is not None:
+            return PciAddress(0, 0, slot, 0, False)
+        for index, node in sorted(self.controllers.items()):
+            if node.get("model") != "pci-bridge":
+                continue
+            for slot in range(1, _SLOTS):
+                if self.slot_free(index, slot):
+                    return PciAddress(0, index, slot, 0, False)
         raise InvalidXML(
-            "<devices>: the root PCI bus has no free slot left; add "
-            "<controller type='pci' model='pci-bridge'/> (pc) or give devices addresses "
-            "on existing controllers."
+            "<devices>: pci.0 and its bridges have no free slot left; add a "
+            "<controller type='pci' model='pci-bridge'> with an <address> on a bridge that "
+            "has room, or give the devices addresses."
         )
 
     def new_controller(self, model: str, addr: PciAddress) -> int:
@@ -342,7 +365,7 @@ class _Assigner:
         if read_address(node, _label(node)) is not None:
             return
         if self.family == "pc":
-            addr = PciAddress(0, 0, self.root_slot(), 0, False)
+            addr = self.pc_address()
         elif kind == "root":
             addr = self.port_address()
             self.placed_ports.append(node)

@@ -524,3 +524,23 @@ def test_an_empty_pci_address_is_assigned_like_a_missing_one() -> None:
         '{"driver":"virtio-blk-pci","drive":"libvirt-1-storage","id":"virtio-disk0"}'
     )
     assert assigned(xml) == Q35_BARE_LIBVIRT
+
+
+def test_pc_devices_go_on_the_pci_bridge_once_pci_0_is_full() -> None:
+    disks = "".join(
+        DISK.format(addr="").replace("vda", f"vda{c}") for c in "abcdefghijklmnopqrstuvwxyz"
+    )
+    xml = domain(
+        "pc",
+        "<controller type='pci' index='1' model='pci-bridge'/>"
+        + disks
+        + disks.replace("vda", "vdb"),
+    )
+    result = assigned(xml)
+    on_root = [k for k, v in result.items() if k.startswith("disk") and v[0] == "bus=0"]
+    on_bridge = [k for k, v in result.items() if k.startswith("disk") and v[0] == "bus=1"]
+    # pci.0: slots 2-31 minus the bridge's (3 .. 31 after slot 1 PIIX3 and 2 the bridge)
+    assert len(on_root) == 29 and len(on_bridge) == 52 - 29
+    assert result["disk #30"] == ("bus=1", "slot=1", "function=0")
+    with pytest.raises(InvalidXML, match=r"pci.0 and its bridges have no free slot left"):
+        assigned(domain("pc", disks + disks.replace("vda", "vdb")))

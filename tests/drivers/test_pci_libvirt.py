@@ -78,6 +78,15 @@ Q35_RNG = domain(
     + "<rng model='virtio'><backend model='random'>/dev/urandom</backend></rng>"
     + "<rng model='virtio'><rate bytes='1234' period='2000'/><backend model='builtin'/></rng>",
 )
+# 32 virtio disks and a balloon on pc: pci.0 fills up, the rest go on the pci-bridge
+PC_FULL = domain(
+    "pc",
+    "<controller type='pci' index='1' model='pci-bridge'/>"
+    + "".join(
+        DISK.format(addr="").replace("vda", f"vd{a}{b}") for a in "ab" for b in "abcdefghijklmnop"
+    )
+    + "<memballoon model='virtio'/>",
+)
 CASES = {
     "q35-virtio": Q35_BARE,
     "pc-ide-e1000": PC_BARE,
@@ -91,6 +100,7 @@ CASES = {
     "q35-given-ports": Q35_GIVEN_PORTS,
     "q35-ten-disks": Q35_TEN_DISKS,
     "q35-rng-watchdog": Q35_RNG,
+    "pc-root-bus-full": PC_FULL,
 }
 
 
