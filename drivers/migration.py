@@ -157,6 +157,8 @@ async def migrate(
     if offline:
         return await _offline(dom, dest, begun.persistent_xml or begun.xml, xml, undefine_source)
 
+    if xml is not None:
+        xml = placed_like(xml, begun.xml)
     # As libvirt's client does: a guest that was paused at the source stays paused.
     paused = paused or begun.state is DomainState.PAUSED
     disks = begun.disks if copy_storage == "all" else ()
@@ -215,6 +217,23 @@ async def migrate(
     if progress is not None:
         progress(replace(final, type="completed", phase=JobPhase.COMPLETED))
     return await dest.lookup_by_uuid(incoming.uuid)
+
+
+def placed_like(xml: str, source_xml: str) -> str:
+    """The destination XML the user gave, with PCI addresses where its define would put
+    them when the running source has its devices at assigned addresses (libvirt assigns
+    them whenever it parses a definition), so both machines match. A source running
+    without addresses (defined before virtdeck assigned them) leaves ``xml`` as it is:
+    QEMU then places the devices the same way on both sides."""
+    from drivers.domxml import parse_domain
+    from drivers.domxml.domain import assign_pci_addresses
+
+    source = parse_domain(source_xml).root.find("devices")
+    if source is None or not any(node.get("type") == "pci" for node in source.iter("address")):
+        return xml
+    defn = parse_domain(xml)
+    assign_pci_addresses(defn)
+    return defn.to_xml()
 
 
 def _disks_in(xml: str, disks: tuple[DiskCopy, ...]) -> tuple[DiskCopy, ...]:

@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 from lxml import etree
 
-from drivers.domxml import ids
+from drivers.domxml import ids, pci
 from drivers.domxml.devices import (
     CharDevDef,
     DeviceView,
@@ -720,6 +720,29 @@ def _check_cpu(root: etree._Element) -> None:
             )
 
 
+def assign_pci_addresses(defn: DomainDef) -> None:
+    """Give every PCI device of ``defn`` that has no ``<address>`` one, as libvirt does
+    when it parses a definition (:func:`drivers.domxml.pci.assign_addresses`); machines
+    other than q35/pc are left alone."""
+    family = machine_family(defn.machine)
+    if family is None:
+        return
+    devices = defn.root.find("devices")
+    if devices is None:
+        devices = etree.Element("devices")
+        insert_ordered(defn.root, devices, DOMAIN_ORDER)
+    pci.assign_addresses(devices, family)
+
+
+def machine_family(machine: str) -> str | None:
+    """'q35' or 'pc' for the PC machine types, None for any other."""
+    if machine == "q35" or machine.startswith("pc-q35-"):
+        return "q35"
+    if machine == "pc" or machine.startswith("pc-i440fx-"):
+        return "pc"
+    return None
+
+
 def _check_devices(root: etree._Element, devices: etree._Element) -> None:
     emulator = single(devices, "emulator", "<devices>")
     if emulator is not None:
@@ -729,6 +752,9 @@ def _check_devices(root: etree._Element, devices: etree._Element) -> None:
             "<emulator>/usr/bin/qemu-system-x86_64</emulator>",
         )
     defn = DomainDef(root)
+    family = machine_family(defn.machine)
+    if family is not None:
+        pci.check_controllers(devices, family)
     disks = defn.disks
     for disk in disks:
         disk.validate()

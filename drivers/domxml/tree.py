@@ -15,8 +15,19 @@ from lxml import etree
 
 from drivers.errors import InvalidXML
 
-MAX_XML_BYTES: int = 1 << 20
-"""The largest domain XML accepted; real definitions are a few kilobytes."""
+MAX_XML_BYTES: int = 4 << 20
+"""The largest domain XML accepted (libvirt takes about 3 MB); real definitions are a few
+kilobytes, and the bound keeps a huge input from costing the daemon its memory."""
+
+
+def too_large(size: int, limit: str) -> str:
+    """The sentence for a domain XML of ``size`` bytes over ``limit`` (e.g. '4 MiB')."""
+    return (
+        f"The domain XML is {size} bytes; the limit is {limit}. Real definitions are a few "
+        "kilobytes, so remove what makes it this large (often a pasted log or image in "
+        "<description> or <metadata>)."
+    )
+
 
 # XML's own whitespace. str.strip() would also eat characters such as U+2003 that are
 # content, and a later re-indent would then silently delete them.
@@ -60,7 +71,7 @@ def parse_tree(xml: str | bytes) -> etree._Element:
             "pass the document as a string."
         )
     if len(data) > MAX_XML_BYTES:
-        raise InvalidXML(f"The domain XML is {len(data)} bytes; the limit is 1 MiB.")
+        raise InvalidXML(too_large(len(data), "4 MiB"))
     parser = etree.XMLParser(
         encoding=encoding,
         resolve_entities=False,

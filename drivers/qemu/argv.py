@@ -2,12 +2,18 @@
 
 The command line follows the shape of libvirt's modern QEMU argv (``-blockdev`` and JSON
 ``-device`` / ``-netdev``, ``-nodefaults``, a monitor on a socket the driver passes in as
-an fd, ``-S`` so the driver can configure the guest before its CPUs run). PCI slots are
-left to QEMU.
+an fd, ``-S`` so the driver can configure the guest before its CPUs run).
 
-Elements the typed view does not model (``<controller>``, ``<channel>``, ``<sound>``,
-``<qemu:commandline>``, disk ``<address>`` …) are kept in the XML but do not change the
-command line: controllers are added here as the modelled devices need them.
+PCI: every ``<address type='pci'>`` the XML gives a device is honoured, written as libvirt
+writes it (``"bus":"pci.N"``, ``"addr":"0xS"`` / ``"0xS.0xF"``, ``"multifunction":true``),
+and the ``<controller type='pci'>`` elements become their QEMU devices (``pcie-root-port``,
+``pci-bridge``, ``i82801b11-bridge``, ``pcie-pci-bridge``) with libvirt's ids ``pci.N``. A
+device without an address is left for QEMU to place (the drivers give every device an
+address when a domain is defined: :func:`drivers.domxml.pci.assign_addresses`).
+
+Elements the typed view does not model (``<channel>``, ``<sound>``,
+``<qemu:commandline>`` …) are kept in the XML but do not change the command line;
+controllers the XML does not list are added here as the modelled devices need them.
 
 Device ids follow libvirt's aliases (``virtio-disk0``, ``net0``, ``serial0``,
 ``charserial0`` …) so that QMP replies (``query-chardev``, ``query-block``) can be matched
@@ -21,7 +27,11 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from lxml import etree
+
 from drivers.domxml import CharDevDef, DiskDef, DomainDef
+from drivers.domxml.pci import CONTROLLER_DRIVERS, bus_name, read_address
+from drivers.domxml.tree import show
 from drivers.errors import InvalidXML
 
 
@@ -101,6 +111,94 @@ def _machine_family(machine: str) -> str:
         f"<os><type>: machine='{machine}' is not supported; virtdeck builds PC guests, so "
         "write machine='q35' (or 'pc' for the older i440FX board)."
     )
+
+
+# Device elements the QEMU driver does not build: refused at define time (rather than
+# silently left out of the guest), each with what to do instead. docs/devices.md lists them.
+_REFUSED_DEVICES = {
+    "sound": "sound cards are not implemented; remove <sound> (the guest has no audio device)",
+    "channel": "channels (guest agent, spicevmc) are not implemented; remove <channel>",
+    "filesystem": "shared folders (virtiofs, 9p) are not implemented; remove <filesystem> "
+    "and share files over the network or a disk image",
+    "hostdev": "device passthrough is not implemented; remove <hostdev>",
+    "redirdev": "USB redirection is not implemented; remove <redirdev>",
+    "smartcard": "smartcards are not implemented; remove <smartcard>",
+    "tpm": "TPM devices are not implemented; remove <tpm>",
+    "vsock": "vsock is not implemented; remove <vsock>",
+    "shmem": "shared memory devices are not implemented; remove <shmem>",
+    "iommu": "a virtual IOMMU is not implemented; remove <iommu>",
+    "parallel": "parallel ports are not implemented; remove <parallel>",
+    "hub": "USB hubs are not implemented; remove <hub>",
+    "lease": "lock leases are not implemented; remove <lease>",
+    "memory": "memory hotplug devices are not implemented; remove <devices><memory>",
+    "crypto": "crypto devices are not implemented; remove <crypto>",
+    "nvram": "the nvram device is not implemented; remove <devices><nvram>",
+}
+_CONTROLLER_TYPES = ("pci", "usb", "sata", "ide", "scsi", "virtio-serial")
+
+
+def _rng_problems(node: etree._Element) -> list[str]:
+    if node.get("model") != "virtio":
+        return [
+            f"<rng model={show(node.get('model') or '')}>: only model='virtio' is "
+            "implemented; write <rng model='virtio'>."
+        ]
+    backend = node.find("backend")
+    kind = backend.get("model") if backend is not None else None
+    if kind not in ("random", "builtin"):
+        return [
+            f"<rng> <backend model={show(kind or '')}>: only 'random' (a host device) and "
+            "'builtin' are implemented; write <backend model='random'>/dev/urandom</backend>."
+        ]
+    if kind == "random" and backend is not None:
+        path = (backend.text or "").strip() or "/dev/urandom"
+        if not path.startswith("/"):
+            return [
+                f"<rng> <backend>: {show(path)} is not a device path; write e.g. "
+                "<backend model='random'>/dev/urandom</backend>."
+            ]
+    rate = node.find("rate")
+    if rate is not None:
+        for attr in ("bytes", "period"):
+            value = rate.get(attr)
+            if value is not None and not (value.isdigit() and int(value) > 0):
+                return [
+                    f"<rng> <rate {attr}={show(value)}>: write a positive whole number, "
+                    "e.g. <rate bytes='1024' period='1000'/>."
+                ]
+    return []
+
+
+def refused_devices(defn: DomainDef) -> list[str]:
+    """Why the QEMU driver cannot build ``defn``'s devices as written: one sentence per
+    element it would otherwise leave out of the guest (empty when it builds them all)."""
+    devices = defn.root.find("devices")
+    if devices is None:
+        return []
+    problems: list[str] = []
+    seen: set[str] = set()
+    for node in devices:
+        if not isinstance(node.tag, str):
+            continue
+        tag = str(node.tag)
+        why = _REFUSED_DEVICES.get(tag)
+        if why is not None and tag not in seen:
+            seen.add(tag)
+            problems.append(f"<{tag}>: {why}.")
+        elif tag == "controller" and node.get("type") not in _CONTROLLER_TYPES:
+            problems.append(
+                f"<controller type='{node.get('type')}'>: this controller is not implemented; "
+                "remove it (virtdeck supports pci, usb, sata, ide, scsi and virtio-serial "
+                "controllers)."
+            )
+        elif tag == "rng":
+            problems.extend(_rng_problems(node))
+        elif tag == "audio" and node.get("type") not in (None, "none"):
+            problems.append(
+                f"<audio type='{node.get('type')}'>: only type='none' is implemented; write "
+                "<audio id='1' type='none'/> or remove it."
+            )
+    return problems
 
 
 def chardev_aliases(defn: DomainDef) -> dict[str, list[CharDevDef]]:
@@ -185,6 +283,22 @@ class _Builder:
 
     def add(self, *args: str) -> None:
         self.args.extend(args)
+
+    def pci(self, element: etree._Element | None, where: str) -> dict[str, Any]:
+        """The ``bus``/``multifunction``/``addr`` properties of ``element``'s PCI address
+        ({} when it has none: QEMU then picks a slot)."""
+        if element is None:
+            return {}
+        addr = read_address(element, where)
+        if addr is None:
+            return {}
+        return addr.qemu(bus_name(addr.bus, self.family))
+
+    def controller_nodes(self, kind: str) -> list[etree._Element]:
+        devices = self.defn.root.find("devices")
+        if devices is None:
+            return []
+        return [node for node in devices.findall("controller") if node.get("type") == kind]
 
     def device(self, props: dict[str, Any], owner: str) -> None:
         """Add ``-device``; a clash of ids (two targets with one index) is the XML's fault."""
@@ -303,21 +417,71 @@ class _Builder:
 
     # --- controllers and disks ----------------------------------------------------------
 
+    def pci_controllers(self) -> None:
+        """``<controller type='pci'>`` elements in index order, as libvirt emits them."""
+        nodes = sorted(self.controller_nodes("pci"), key=lambda n: int(n.get("index") or "0", 0))
+        for node in nodes:
+            index = int(node.get("index") or "0", 0)
+            model = node.get("model") or ""
+            driver = CONTROLLER_DRIVERS.get(model)
+            if driver is None:
+                continue
+            where = f"<controller type='pci' index='{index}'>"
+            props: dict[str, Any] = {"driver": driver}
+            addr = read_address(node, where)
+            if model == "pcie-root-port":
+                target = node.find("target")
+                port = target.get("port") if target is not None else None
+                chassis = target.get("chassis") if target is not None else None
+                default_port = 0 if addr is None else addr.slot * 8 + addr.function
+                props["port"] = int(port, 0) if port is not None else default_port
+                props["chassis"] = int(chassis, 0) if chassis is not None else index
+            elif model == "pci-bridge":
+                target = node.find("target")
+                number = target.get("chassisNr") if target is not None else None
+                props["chassis_nr"] = int(number, 0) if number is not None else index
+            props["id"] = f"pci.{index}"
+            props.update(self.pci(node, where))
+            self.device(props, where)
+
     def controllers(self) -> None:
         defn = self.defn
+        self.pci_controllers()
         buses = {disk.target_bus for disk in defn.disks}
         usb_inputs = any(i.bus == "usb" for i in defn.inputs)
-        if "usb" in buses or usb_inputs:
+        usb_nodes = self.controller_nodes("usb")
+        if usb_nodes:
+            node = usb_nodes[0]
+            model = node.get("model") or ("qemu-xhci" if self.family == "q35" else "piix3-uhci")
+            where = "<controller type='usb'>"
+            if model == "none":
+                if "usb" in buses or usb_inputs:
+                    raise InvalidXML(
+                        f"{where} has model='none', but a USB disk or input needs a USB "
+                        "controller; write model='qemu-xhci' or remove the USB devices."
+                    )
+            else:
+                driver = "piix3-usb-uhci" if model == "piix3-uhci" else "qemu-xhci"
+                props: dict[str, Any] = {"driver": driver, "id": "usb"}
+                props.update(self.pci(node, where))
+                self.device(props, "the USB controller")
+        elif "usb" in buses or usb_inputs:
             self.device({"driver": "qemu-xhci", "id": "usb"}, "the USB controller")
         if "sata" in buses and self.family == "pc":
-            self.device({"driver": "ahci", "id": "sata0"}, "the SATA controller")
+            props = {"driver": "ahci", "id": "sata0"}
+            nodes = self.controller_nodes("sata")
+            props.update(self.pci(nodes[0] if nodes else None, "<controller type='sata'>"))
+            self.device(props, "the SATA controller")
         if "scsi" in buses:
-            self.device({"driver": "virtio-scsi-pci", "id": "scsi0"}, "the SCSI controller")
+            props = {"driver": "virtio-scsi-pci", "id": "scsi0"}
+            nodes = self.controller_nodes("scsi")
+            props.update(self.pci(nodes[0] if nodes else None, "<controller type='scsi'>"))
+            self.device(props, "the SCSI controller")
         if any(console.target_type == "virtio" for console in defn.consoles):
-            self.device(
-                {"driver": "virtio-serial-pci", "id": "virtio-serial0"},
-                "the virtio-serial controller",
-            )
+            props = {"driver": "virtio-serial-pci", "id": "virtio-serial0"}
+            nodes = self.controller_nodes("virtio-serial")
+            props.update(self.pci(nodes[0] if nodes else None, "<controller type='virtio-serial'>"))
+            self.device(props, "the virtio-serial controller")
 
     def boot_indexes(self) -> tuple[dict[int, int], dict[int, int]]:
         """Boot index per disk and per NIC (by list position)."""
@@ -394,13 +558,18 @@ class _Builder:
                 f"{where}: QEMU's IDE/SATA hard disks cannot be read-only; use "
                 "bus='virtio' or bus='scsi' for a <readonly/> disk, or make it a cdrom."
             )
+        if bus != "virtio" and read_address(disk.element, where) is not None:
+            raise InvalidXML(
+                f"{where}: a bus='{bus}' disk sits on its controller, not on a PCI slot; "
+                "remove its <address type='pci'> (or write bus='virtio')."
+            )
         if bus == "virtio":
             if cdrom:
                 raise InvalidXML(
                     f"{where}: a virtio disk has no removable media, so it cannot be a cdrom; "
                     f"write bus='{'sata' if self.family == 'q35' else 'ide'}' (or 'scsi')."
                 )
-            return {"driver": "virtio-blk-pci"}
+            return {"driver": "virtio-blk-pci", **self.pci(disk.element, where)}
         if bus == "usb":
             if cdrom:
                 raise InvalidXML(
@@ -461,6 +630,7 @@ class _Builder:
                 "id": f"net{index}",
                 "mac": nic.mac,
             }
+            props.update(self.pci(nic.element, nic.label))
             if index in nic_boot:
                 props["bootindex"] = nic_boot[index]
             self.device(props, nic.label)
@@ -569,6 +739,7 @@ class _Builder:
                 props["vgamem_mb"] = max(1, video.vram_kib // 1024)
             if video.model in ("virtio", "qxl") and video.heads > 1:
                 props["max_outputs"] = video.heads
+            props.update(self.pci(video.element, video.label))
             self.device(props, video.label)
 
     def inputs(self) -> None:
@@ -577,12 +748,46 @@ class _Builder:
                 props = {"driver": _USB_INPUTS[item.type], "id": f"input{index}", "bus": "usb.0"}
             elif item.bus == "virtio":
                 props = {"driver": _VIRTIO_INPUTS[item.type], "id": f"input{index}"}
+                props.update(self.pci(item.element, item.label))
             else:
                 # PS/2 mouse and keyboard are part of every PC machine.
                 continue
             self.device(props, item.label)
 
-    # --- panic, balloon, watchdog -------------------------------------------------------
+    # --- panic, balloon, rng, watchdog --------------------------------------------------
+
+    def rngs(self) -> None:
+        """``<rng model='virtio'>``: a backend object and virtio-rng-pci, as libvirt."""
+        devices = self.defn.root.find("devices")
+        nodes = devices.findall("rng") if devices is not None else []
+        for index, node in enumerate(nodes):
+            where = f"<rng> #{index + 1}"
+            problems = _rng_problems(node)
+            if problems:
+                raise InvalidXML(problems[0])
+            backend = node.find("backend")
+            obj: dict[str, Any]
+            if backend is not None and backend.get("model") == "builtin":
+                obj = {"qom-type": "rng-builtin", "id": f"objrng{index}"}
+            else:
+                path = ((backend.text if backend is not None else None) or "").strip()
+                obj = {
+                    "qom-type": "rng-random",
+                    "id": f"objrng{index}",
+                    "filename": path or "/dev/urandom",
+                }
+            self.add("-object", _json(obj))
+            props: dict[str, Any] = {
+                "driver": "virtio-rng-pci",
+                "rng": f"objrng{index}",
+                "id": f"rng{index}",
+            }
+            rate = node.find("rate")
+            if rate is not None and rate.get("bytes") is not None:
+                props["max-bytes"] = int(rate.get("bytes") or "0")
+                props["period"] = int(rate.get("period") or "1000")
+            props.update(self.pci(node, where))
+            self.device(props, where)
 
     def misc_devices(self) -> None:
         defn = self.defn
@@ -590,10 +795,21 @@ class _Builder:
             if panic.model == "isa":
                 self.device({"driver": "pvpanic", "ioport": _PVPANIC_IOPORT}, panic.label)
             else:
-                self.device({"driver": "pvpanic-pci"}, panic.label)
+                self.device(
+                    {"driver": "pvpanic-pci", **self.pci(panic.element, panic.label)},
+                    panic.label,
+                )
         balloon = defn.memballoon
         if balloon is not None and balloon.model == "virtio":
-            self.device({"driver": "virtio-balloon-pci", "id": "balloon0"}, "<memballoon>")
+            self.device(
+                {
+                    "driver": "virtio-balloon-pci",
+                    "id": "balloon0",
+                    **self.pci(balloon.element, "<memballoon>"),
+                },
+                "<memballoon>",
+            )
+        self.rngs()
         seen: set[str] = set()
         for index, watchdog in enumerate(defn.watchdogs):
             if watchdog.model in seen and watchdog.model in ("ib700", "itco"):
@@ -612,4 +828,11 @@ class _Builder:
                 # reset the machine.
                 self.add("-global", "ICH9-LPC.noreboot=off")
                 continue
-            self.device({"driver": watchdog.model, "id": f"watchdog{index}"}, watchdog.label)
+            self.device(
+                {
+                    "driver": watchdog.model,
+                    "id": f"watchdog{index}",
+                    **self.pci(watchdog.element, watchdog.label),
+                },
+                watchdog.label,
+            )

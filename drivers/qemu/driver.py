@@ -48,12 +48,18 @@ from drivers.errors import (
     VirtError,
 )
 from drivers.model import ConsoleLine, DomainState, PausedReason, StatsSample
-from drivers.qemu.argv import LaunchContext, build_argv, chardev_aliases, console_chardev
+from drivers.qemu.argv import (
+    LaunchContext,
+    build_argv,
+    chardev_aliases,
+    console_chardev,
+    refused_devices,
+)
 from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
 from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
-from drivers.qemu.registry import DomainRegistry, RegistryConnection
+from drivers.qemu.registry import DomainRegistry, RegistryConnection, prepare_definition
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.qemu.stats import Sampler
 from drivers.storage import DirectoryPool
@@ -242,6 +248,12 @@ class QemuRegistry(DomainRegistry):
                 f"Domain '{defn.name}' has type '{defn.virt_type}'; the QEMU driver runs "
                 "<domain type='qemu'> (TCG) or type='kvm'."
             )
+        problems = refused_devices(defn)
+        if problems:
+            raise NotSupported(f"Domain '{defn.name}' cannot be defined: {' '.join(problems)}")
+
+    def prepare_definition(self, defn: DomainDef) -> None:
+        prepare_definition(defn)
 
     def store_definition(self, defn: DomainDef) -> None:
         try:

@@ -15,6 +15,8 @@ from pathlib import Path
 
 from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
 from drivers.domxml import DomainDef, parse_domain
+from drivers.domxml.domain import assign_pci_addresses
+from drivers.domxml.pci import strip_runtime
 from drivers.errors import DomainExists, NoSuchDomain, NotSupported, OperationInvalid
 from drivers.model import (
     ConnectionClosedEvent,
@@ -83,6 +85,11 @@ class DomainRegistry(abc.ABC):
 
     def check_definition(self, defn: DomainDef) -> None:  # noqa: B027 - optional hook
         """Refuse definitions this driver cannot run (raise a VirtError)."""
+
+    def prepare_definition(self, defn: DomainDef) -> None:
+        """Complete a definition being defined: drop what only a running domain has.
+        The QEMU driver also assigns PCI addresses (:func:`prepare_definition`)."""
+        strip_runtime(defn.root)
 
     def persist(self, rt: DomainRuntime) -> None:  # noqa: B027 - optional hook
         """Write runtime status; in-memory drivers keep nothing."""
@@ -175,6 +182,7 @@ class DomainRegistry(abc.ABC):
         """Define or update a domain; nothing is stored when anything is wrong."""
         defn = parse_domain(xml)
         self.check_definition(defn)
+        self.prepare_definition(defn)
         same_name = self.by_name.get(defn.name)
         same_uuid = self.by_uuid.get(defn.uuid)
         if same_name is not None and same_name.uuid != defn.uuid:
@@ -226,6 +234,14 @@ class DomainRegistry(abc.ABC):
     async def detach_all(self) -> None:
         for rt in list(self.by_uuid.values()):
             await rt.detach()
+
+
+def prepare_definition(defn: DomainDef) -> None:
+    """What libvirt's QEMU driver does to a definition when it is defined: drop the parts
+    only a running domain has, and give every PCI device an address (stored, so the
+    guest's hardware stays where it is across boots, edits and migrations)."""
+    strip_runtime(defn.root)
+    assign_pci_addresses(defn)
 
 
 class RuntimeDomain(Domain):

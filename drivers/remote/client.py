@@ -314,11 +314,12 @@ class RemoteConnection(Connection):
             future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
             self._pending[call_id] = future
             try:
-                self._writer.write(
-                    p.encode_message(
-                        {"type": "call", "id": call_id, "method": method, "args": args}
-                    )
-                )
+                frame = p.encode_call(call_id, method, args)
+            except VirtError:
+                del self._pending[call_id]
+                raise
+            try:
+                self._writer.write(frame)
                 await self._writer.drain()
             except (ConnectionError, OSError) as err:
                 self._lose(f"writing to the daemon failed: {err}")

@@ -111,6 +111,39 @@ def encode_message(message: dict[str, Any]) -> bytes:
     return _HEADER.pack(len(payload) + 1, JSON) + payload
 
 
+def encode_call(call_id: int, method: str, args: dict[str, Any]) -> bytes:
+    """The frame of one call; a call too large for a frame is refused in the words a
+    too-large domain XML gets locally (InvalidXML when it carries one)."""
+    message = {"type": "call", "id": call_id, "method": method, "args": args}
+    try:
+        return encode_message(message)
+    except ProtocolError:
+        pass
+    xml = args.get("xml")
+    if isinstance(xml, str):
+        raise xml_too_large(xml)
+    from drivers.errors import InvalidArgument
+
+    raise InvalidArgument(
+        f"The '{method}' call is larger than the {_FRAME_WORDS}; send less at once."
+    )
+
+
+_FRAME_WORDS = (
+    f"{MAX_FRAME >> 20} MiB per message over a remote connection (quotes and newlines count twice)"
+)
+
+
+def xml_too_large(xml: str) -> VirtError:
+    """The error for a domain XML that does not fit in one frame, in the words a
+    too-large XML gets locally."""
+    # only on this rare path: one-shot CLI commands keep lxml unloaded
+    from drivers.domxml.tree import too_large
+    from drivers.errors import InvalidXML
+
+    return InvalidXML(too_large(len(xml.encode()), _FRAME_WORDS))
+
+
 def encode_bytes(stream: int, data: bytes) -> bytes:
     body = struct.pack(">I", stream) + data
     return _HEADER.pack(len(body) + 1, BYTES) + body

@@ -428,8 +428,12 @@ class ClientSession:
         try:
             data = p.encode_message(message)
         except VirtError as err:
+            error = err
+            result = message.get("result")
+            if isinstance(result, str) and result.lstrip().startswith("<domain"):
+                error = p.xml_too_large(result)  # a dumpxml of a definition over 4 MiB
             data = p.encode_message(
-                {"type": "reply", "id": message.get("id"), "error": p.error_to_wire(err)}
+                {"type": "reply", "id": message.get("id"), "error": p.error_to_wire(error)}
             )
         self.send_frame(data)
 

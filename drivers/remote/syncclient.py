@@ -109,7 +109,10 @@ class SyncRemoteConnection:
     def call_now(self, method: str, **args: Any) -> Any:
         self._ids += 1
         call_id = self._ids
-        self._send({"type": "call", "id": call_id, "method": method, "args": args})
+        try:
+            self._sock.sendall(p.encode_call(call_id, method, args))
+        except OSError as err:
+            raise ConnectionLost(f"The connection to {self.uri} was lost: {err}.") from err
         while True:
             message = self._receive()
             kind = message.get("type")
