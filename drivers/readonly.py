@@ -6,9 +6,12 @@ itself; in-process drivers get this wrapper, which refuses them before they reac
 
 from __future__ import annotations
 
-from drivers.api import Connection, Domain, EventStream
+from collections.abc import AsyncIterator
+
+from drivers.api import Connection, ConsoleStream, Domain, EventStream
 from drivers.errors import AccessDenied
 from drivers.model import (
+    ConsoleLine,
     DiskCopy,
     DomainInfo,
     DomainState,
@@ -19,6 +22,7 @@ from drivers.model import (
     MigrationSource,
     PoolInfo,
     StateReason,
+    StatsSample,
     VolumeInfo,
 )
 
@@ -89,6 +93,14 @@ class ReadOnlyDomain(Domain):
     async def job_info(self) -> JobInfo:
         return await self._inner.job_info()
 
+    async def console(self, force: bool = False) -> ConsoleStream:
+        raise _refuse("typing on a console")
+
+    def console_log(
+        self, since: float | None = None, follow: bool = False
+    ) -> AsyncIterator[ConsoleLine]:
+        return self._inner.console_log(since, follow)
+
     async def abort_job(self) -> None:
         raise _refuse("aborting a migration")
 
@@ -103,7 +115,7 @@ class ReadOnlyConnection(Connection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return (self._inner.capabilities - {"migration"}) | {"read-only"}
+        return (self._inner.capabilities - {"migration", "console"}) | {"read-only"}
 
     async def list_domains(self) -> list[Domain]:
         return [ReadOnlyDomain(d) for d in await self._inner.list_domains()]
@@ -142,6 +154,9 @@ class ReadOnlyConnection(Connection):
 
     async def free_memory(self) -> int:
         return await self._inner.free_memory()
+
+    def stats_stream(self, interval: float = 1.0) -> AsyncIterator[StatsSample]:
+        return self._inner.stats_stream(interval)
 
     async def migrate_preflight(self, xml: str, copy_storage: bool = False) -> tuple[str, ...]:
         return await self._inner.migrate_preflight(xml, copy_storage)

@@ -226,10 +226,11 @@ class QemuRegistry(DomainRegistry):
         if holder is not None and holder.ended is None:
             if not force:
                 raise DomainBusy(
-                    f"The console of '{rt.name}' is open in another client; take it over with "
-                    "--force (that client's console closes)."
+                    f"The console of '{rt.name}' is open in another client; open it with "
+                    "force to take it over (virtdeck console --force); that client's console "
+                    "then closes."
                 )
-            holder.end("another client took the console over (--force)")
+            holder.end("another client took the console over")
         reader, writer = await attach(found[0], rt.name)
 
         def closed(attachment: Attachment) -> None:

@@ -51,3 +51,24 @@ async def test_the_daemon_refuses_changes_from_a_read_only_client() -> None:
     finally:
         await conn.close()
         await asyncio.wait_for(proc.wait(), 10)
+
+
+async def test_read_only_sees_logs_and_stats_but_types_on_no_console() -> None:
+    from drivers.model import DomainState
+    from drivers.readonly import ReadOnlyConnection
+
+    conn = await drivers.open("test:///default?ro=1")
+    try:
+        assert isinstance(conn, ReadOnlyConnection)
+        assert "console" not in conn.capabilities and "stats" in conn.capabilities
+        running = [s for s in await conn.list_summaries() if s.state is DomainState.RUNNING]
+        dom = await conn.lookup(running[0].name)
+        with pytest.raises(AccessDenied, match="read-only"):
+            await dom.console()
+        assert [line async for line in dom.console_log()]  # the log is there to read
+        samples = conn.stats_stream(1.0)
+        sample = await anext(aiter(samples))
+        assert {d.name for d in sample.domains} >= {running[0].name}
+        await samples.aclose()  # type: ignore[attr-defined]
+    finally:
+        await conn.close()
