@@ -1,16 +1,20 @@
-"""Helpers for end-to-end tests on real QEMU: domain XML for the test guest, an event recorder."""
+"""Helpers for end-to-end tests on real QEMU: domain XML for the test guest, booting it and
+talking to its console, an event recorder."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-from drivers.api import Connection, EventStream
-from drivers.model import Event, LifecycleEvent, RebootEvent
-from tests.guest import GuestImage
+from drivers.api import Connection, Domain, EventStream
+from drivers.model import Event, LifecycleEvent, RebootEvent, state_words
+from tests.guest import READY_RE, GuestImage, SerialConsole
+
+UPTIME_RE = re.compile(r"^(?P<up>\d+\.\d+) ")
 
 
 def guest_xml(
@@ -49,6 +53,38 @@ def guest_xml(
     <memballoon model='none'/>
   </devices>
 </domain>"""
+
+
+async def state_of(conn: Connection, name: str) -> str:
+    """``domstate --reason`` of the domain ``name``: ``running (booted)``."""
+    state, reason = await (await conn.lookup(name)).state()
+    return state_words(state, reason)
+
+
+async def boot_guest(conn: Connection, name: str, guest: GuestImage, serial: Path) -> Domain:
+    """Define and start the test guest with its console on ``serial``; returns once it is
+    READY."""
+    dom = await conn.define_xml(guest_xml(name, guest, serial))
+    await dom.start()
+    async with await SerialConsole.connect(serial) as console:
+        await console.wait_for(READY_RE, timeout=60)
+    return dom
+
+
+async def guest_uptime(serial: Path) -> float:
+    """The guest's /proc/uptime, asked on its console (it goes on across a migration)."""
+    async with await SerialConsole.connect(serial) as console:
+        await console.send("sh cat /proc/uptime")
+        match = await console.wait_for(UPTIME_RE, timeout=10)
+        await console.wait_for("VIRTDECK-DONE rc=0")
+        return float(match["up"])
+
+
+async def guest_answers(serial: Path) -> None:
+    """The guest answers ``ping`` on its console."""
+    async with await SerialConsole.connect(serial) as console:
+        await console.send("ping")
+        await console.wait_for("VIRTDECK-PONG", timeout=10)
 
 
 def diskless_xml(name: str, memory_mib: int = 64, uuid: str | None = None) -> str:

@@ -7,7 +7,6 @@ same code the daemons run, and the states and events match libvirt's (rows 36-42
 from __future__ import annotations
 
 import asyncio
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,14 +15,20 @@ import pytest
 import drivers
 from drivers.api import Connection
 from drivers.errors import OperationFailed, OperationInvalid
-from drivers.model import DomainState, JobInfo, state_words
+from drivers.model import DomainState, JobInfo
 from tests.e2e.conftest import kill_root_processes
-from tests.e2e.helpers import EventRecorder, diskless_xml, guest_xml
-from tests.guest import READY_RE, GuestImage, SerialConsole
+from tests.e2e.helpers import (
+    EventRecorder,
+    boot_guest,
+    diskless_xml,
+    guest_answers,
+    guest_uptime,
+    guest_xml,
+    state_of,
+)
+from tests.guest import GuestImage
 
 pytestmark = [pytest.mark.qemu]
-
-UPTIME_RE = re.compile(r"^(?P<up>\d+\.\d+) ")
 
 
 @pytest.fixture
@@ -44,31 +49,14 @@ async def hosts(short_tmp: Path) -> AsyncIterator[tuple[Connection, Connection]]
             kill_root_processes(root)
 
 
-async def words(conn: Connection, name: str) -> str:
-    state, reason = await (await conn.lookup(name)).state()
-    return state_words(state, reason)
-
-
-async def uptime(console: SerialConsole) -> float:
-    console.mark()
-    await console.send("sh cat /proc/uptime")
-    match = await console.wait_for(UPTIME_RE, timeout=10)
-    await console.wait_for("VIRTDECK-DONE rc=0")
-    return float(match["up"])
-
-
 @pytest.mark.guest
 async def test_live_migration_of_the_guest(
     hosts: tuple[Connection, Connection], guest: GuestImage, short_tmp: Path
 ) -> None:
     src, dst = hosts
     serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
-    dom = await src.define_xml(guest_xml("mig1", guest, serial_a))
-    await dom.start()
-    console = await SerialConsole.connect(serial_a)
-    await console.wait_for(READY_RE, timeout=30)
-    before = await uptime(console)
-    await console.close()
+    dom = await boot_guest(src, "mig1", guest, serial_a)
+    before = await guest_uptime(serial_a)
 
     rec_src, rec_dst = EventRecorder(src), EventRecorder(dst)
     mark_src, mark_dst = rec_src.mark(), rec_dst.mark()
@@ -76,7 +64,7 @@ async def test_live_migration_of_the_guest(
     dest_xml = guest_xml("mig1", guest, serial_b, uuid=dom.uuid)
     moved = await dom.migrate(dst, xml=dest_xml, undefine_source=True, progress=seen.append)
 
-    assert await words(dst, "mig1") == "running (migrated)"
+    assert await state_of(dst, "mig1") == "running (migrated)"
     await rec_src.wait_lifecycle(
         ["Suspended Migrated", "Stopped Migrated", "Undefined Removed"], mark_src
     )
@@ -93,15 +81,11 @@ async def test_live_migration_of_the_guest(
 
     # The guest goes on where it was: it answers on the destination's console, and its
     # uptime continued (no reboot).
-    console = await SerialConsole.connect(serial_b)
-    await console.send("ping")
-    await console.wait_for("VIRTDECK-PONG")
-    after = await uptime(console)
-    assert after > before
-    await console.close()
+    await guest_answers(serial_b)
+    assert await guest_uptime(serial_b) > before
     # The definition moved: the destination keeps it after the guest stops.
     await moved.destroy()
-    assert await words(dst, "mig1") == "shut off (destroyed)"
+    assert await state_of(dst, "mig1") == "shut off (destroyed)"
     await rec_src.close()
     await rec_dst.close()
 
@@ -115,7 +99,7 @@ async def test_unreachable_destination_leaves_the_source_running(
     with pytest.raises(OperationFailed, match=r"cannot reach the destination.*--tunnelled"):
         # The destination listens on IPv4 only: on IPv6 loopback nothing answers.
         await dom.migrate(dst, migrate_uri="tcp:[::1]")
-    assert await words(src, "mig2") in ("running (booted)", "running (migration canceled)")
+    assert await state_of(src, "mig2") in ("running (booted)", "running (migration canceled)")
     assert [d.name for d in await dst.list_domains()] == []
 
 
@@ -133,11 +117,7 @@ async def test_abort_rolls_back(
     hosts: tuple[Connection, Connection], guest: GuestImage, short_tmp: Path
 ) -> None:
     src, dst = hosts
-    serial = short_tmp / "a4.sock"
-    dom = await src.define_xml(guest_xml("mig4", guest, serial))
-    await dom.start()
-    async with await SerialConsole.connect(serial) as console:
-        await console.wait_for(READY_RE, timeout=60)
+    dom = await boot_guest(src, "mig4", guest, short_tmp / "a4.sock")
     rec = EventRecorder(src)
     mark = rec.mark()
     xml = guest_xml("mig4", guest, short_tmp / "b4.sock", uuid=dom.uuid)
@@ -151,7 +131,7 @@ async def test_abort_rolls_back(
     await dom.abort_job()
     with pytest.raises(OperationFailed, match="cancelled"):
         await task
-    assert await words(src, "mig4") == "running (booted)"
+    assert await state_of(src, "mig4") == "running (booted)"
     assert rec.lifecycle(mark) == []
     assert [d.name for d in await dst.list_domains()] == []
     assert (await dom.job_info()).type == "cancelled"
@@ -190,7 +170,7 @@ async def test_offline_migration_moves_the_definition(
     rec_src, rec_dst = EventRecorder(src), EventRecorder(dst)
     mark_src, mark_dst = rec_src.mark(), rec_dst.mark()
     moved = await dom.migrate(dst, offline=True, undefine_source=True)
-    assert await words(dst, "off1") == "shut off (unknown)"
+    assert await state_of(dst, "off1") == "shut off (unknown)"
     assert moved.uuid == dom.uuid
     await rec_src.wait_lifecycle(["Undefined Removed"], mark_src)
     await rec_dst.wait_lifecycle(["Defined Added"], mark_dst)

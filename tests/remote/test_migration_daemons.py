@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,16 +24,21 @@ import pytest
 import drivers
 from drivers.api import Connection, Domain
 from drivers.errors import OperationFailed
-from drivers.model import JobInfo, state_words
+from drivers.model import JobInfo
 from tests.conftest import require, require_qemu
 from tests.e2e.conftest import kill_root_processes
-from tests.e2e.helpers import EventRecorder, guest_xml
+from tests.e2e.helpers import (
+    EventRecorder,
+    boot_guest,
+    guest_answers,
+    guest_uptime,
+    guest_xml,
+    state_of,
+)
 from tests.guest import READY_RE, GuestImage, SerialConsole, require_guest
 from tests.remote.conftest import Session, run_cli, spawn_daemon
 
 pytestmark = [pytest.mark.qemu, pytest.mark.guest]
-
-UPTIME_RE = re.compile(r"^(?P<up>\d+\.\d+) ")
 
 
 @dataclass
@@ -90,41 +94,14 @@ async def conns(two_hosts: tuple[Host, Host]) -> AsyncIterator[tuple[Connection,
         await b.close()
 
 
-async def words(conn: Connection, name: str) -> str:
-    state, reason = await (await conn.lookup(name)).state()
-    return state_words(state, reason)
-
-
-async def boot(conn: Connection, name: str, guest: GuestImage, serial: Path) -> Domain:
-    dom = await conn.define_xml(guest_xml(name, guest, serial))
-    await dom.start()
-    async with await SerialConsole.connect(serial) as console:
-        await console.wait_for(READY_RE, timeout=60)
-    return dom
-
-
-async def uptime(serial: Path) -> float:
-    async with await SerialConsole.connect(serial) as console:
-        await console.send("sh cat /proc/uptime")
-        match = await console.wait_for(UPTIME_RE, timeout=10)
-        await console.wait_for("VIRTDECK-DONE rc=0")
-        return float(match["up"])
-
-
-async def answers(serial: Path) -> None:
-    async with await SerialConsole.connect(serial) as console:
-        await console.send("ping")
-        await console.wait_for("VIRTDECK-PONG", timeout=10)
-
-
 @pytest.mark.parametrize("tunnelled", [False, True], ids=["direct", "tunnelled"])
 async def test_live_migration_through_daemons(
     conns: tuple[Connection, Connection], guest: GuestImage, short_tmp: Path, tunnelled: bool
 ) -> None:
     src, dst = conns
     serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
-    dom = await boot(src, "dm1", guest, serial_a)
-    before = await uptime(serial_a)
+    dom = await boot_guest(src, "dm1", guest, serial_a)
+    before = await guest_uptime(serial_a)
     rec_src, rec_dst = EventRecorder(src), EventRecorder(dst)
     mark_src, mark_dst = rec_src.mark(), rec_dst.mark()
     seen: list[JobInfo] = []
@@ -135,7 +112,7 @@ async def test_live_migration_through_daemons(
         tunnelled=tunnelled,
         progress=seen.append,
     )
-    assert await words(dst, "dm1") == "running (migrated)"
+    assert await state_of(dst, "dm1") == "running (migrated)"
     await rec_src.wait_lifecycle(
         ["Suspended Migrated", "Stopped Migrated", "Undefined Removed"], mark_src
     )
@@ -149,10 +126,10 @@ async def test_live_migration_through_daemons(
     print(f"{'tunnelled' if tunnelled else 'direct'}: {final.elapsed_ms} ms, "
           f"{final.ram_transferred >> 20} MiB, {rate / 2**20:.0f} MiB/s, "
           f"downtime {final.downtime_ms} ms")  # fmt: skip
-    await answers(serial_b)
-    assert await uptime(serial_b) > before  # no reboot: the guest went on
+    await guest_answers(serial_b)
+    assert await guest_uptime(serial_b) > before  # no reboot: the guest went on
     await moved.destroy()
-    assert await words(dst, "dm1") == "shut off (destroyed)"  # the definition moved
+    assert await state_of(dst, "dm1") == "shut off (destroyed)"  # the definition moved
     await rec_src.close()
     await rec_dst.close()
 
@@ -174,7 +151,7 @@ async def test_destination_qemu_killed_mid_migration(
 ) -> None:
     src, dst = conns
     serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
-    dom = await boot(src, "dm2", guest, serial_a)
+    dom = await boot_guest(src, "dm2", guest, serial_a)
     task = asyncio.create_task(
         dom.migrate(dst, xml=guest_xml("dm2", guest, serial_b, uuid=dom.uuid), bandwidth_mib=8)
     )
@@ -182,9 +159,9 @@ async def test_destination_qemu_killed_mid_migration(
     kill_root_processes(two_hosts[1].root)  # the destination's QEMU dies
     with pytest.raises(drivers.VirtError):
         await task
-    assert await words(src, "dm2") in ("running (booted)", "running (migration canceled)")
+    assert await state_of(src, "dm2") in ("running (booted)", "running (migration canceled)")
     assert [d.name for d in await dst.list_domains()] == []
-    await answers(serial_a)
+    await guest_answers(serial_a)
 
 
 async def test_domjobabort_mid_migration(
@@ -192,7 +169,7 @@ async def test_domjobabort_mid_migration(
 ) -> None:
     src, dst = conns
     serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
-    dom = await boot(src, "dm3", guest, serial_a)
+    dom = await boot_guest(src, "dm3", guest, serial_a)
     rec = EventRecorder(src)
     mark = rec.mark()
     task = asyncio.create_task(
@@ -202,11 +179,11 @@ async def test_domjobabort_mid_migration(
     await dom.abort_job()
     with pytest.raises(OperationFailed, match="cancelled"):
         await task
-    assert await words(src, "dm3") == "running (booted)"
+    assert await state_of(src, "dm3") == "running (booted)"
     assert rec.lifecycle(mark) == []
     assert [d.name for d in await dst.list_domains()] == []
     assert (await dom.job_info()).type == "cancelled"
-    await answers(serial_a)
+    await guest_answers(serial_a)
     await rec.close()
 
 
@@ -252,9 +229,9 @@ async def test_copy_storage_moves_the_disk_intact(
     await dom.migrate(
         dst, xml=with_disk(serial_b, disk_b, dom.uuid), copy_storage="all", progress=seen.append
     )
-    assert await words(dst, "dm4") == "running (migrated)"
+    assert await state_of(dst, "dm4") == "running (migrated)"
     assert any(info.disk_total > 0 for info in seen)
-    await answers(serial_b)
+    await guest_answers(serial_b)
     assert os.path.exists(disk_b)
     assert _raw_digest(disk_b) == expected
 
@@ -269,7 +246,7 @@ async def test_cli_migrate_domjobinfo_domjobabort(
     h1, h2 = two_hosts
     src, _ = conns
     serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
-    dom = await boot(src, "dm5", guest, serial_a)
+    dom = await boot_guest(src, "dm5", guest, serial_a)
     dest_xml = short_tmp / "dest.xml"
     dest_xml.write_text(guest_xml("dm5", guest, serial_b, uuid=dom.uuid))
 
@@ -302,7 +279,7 @@ async def test_cli_migrate_domjobinfo_domjobabort(
     )
     gone = await asyncio.to_thread(run_cli, session, "-c", h1.uri, "domstate", "dm5")
     assert gone.returncode == 1 and "not found" in gone.stderr
-    await answers(serial_b)
+    await guest_answers(serial_b)
 
 
 async def _until(predicate: Callable[[], Awaitable[bool]], what: str, timeout: float = 15) -> None:
@@ -325,7 +302,7 @@ async def test_client_killed_mid_migration_rolls_back(
     h1, h2 = two_hosts
     src, dst = conns
     serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
-    dom = await boot(src, "dm6", guest, serial_a)
+    dom = await boot_guest(src, "dm6", guest, serial_a)
     dest_xml = short_tmp / "dest.xml"
     dest_xml.write_text(guest_xml("dm6", guest, serial_b, uuid=dom.uuid))
     client = await asyncio.create_subprocess_exec(
@@ -333,16 +310,16 @@ async def test_client_killed_mid_migration_rolls_back(
         "--xml", str(dest_xml), "dm6", h2.uri, env=session.env(),
     )  # fmt: skip
     await _migrating(dom)
-    assert await words(src, "dm6") == "paused (migrating)"  # not --live: paused for the copy
+    assert await state_of(src, "dm6") == "paused (migrating)"  # not --live: paused for the copy
     client.kill()
     await client.wait()
 
     async def rolled_back() -> bool:
         names = [d.name for d in await dst.list_domains()]
-        return not names and await words(src, "dm6") == "running (migration canceled)"
+        return not names and await state_of(src, "dm6") == "running (migration canceled)"
 
     await _until(rolled_back, "the destination discarded its copy and the source continued")
-    await answers(serial_a)
+    await guest_answers(serial_a)
 
 
 async def test_source_daemon_killed_mid_migration_recovers(
@@ -355,7 +332,7 @@ async def test_source_daemon_killed_mid_migration_recovers(
     h1, _ = two_hosts
     src, dst = conns
     serial_a, serial_b = short_tmp / "a.sock", short_tmp / "b.sock"
-    dom = await boot(src, "dm7", guest, serial_a)
+    dom = await boot_guest(src, "dm7", guest, serial_a)
     xml = guest_xml("dm7", guest, serial_b, uuid=dom.uuid)
     task = asyncio.create_task(dom.migrate(dst, xml=xml, live=True, bandwidth_mib=8))
     await _migrating(dom)
@@ -367,12 +344,12 @@ async def test_source_daemon_killed_mid_migration_recovers(
     h1.socket.unlink()  # the killed daemon's; spawn_daemon waits for the new one's
     h1.proc = spawn_daemon(session, h1.socket, driver=f"qemu:///embed?root={h1.root}")
     async with await drivers.open(h1.uri) as again:
-        assert await words(again, "dm7") in ("running (booted)", "running (migration canceled)")
-        await answers(serial_a)
+        assert await state_of(again, "dm7") in ("running (booted)", "running (migration canceled)")
+        await guest_answers(serial_a)
         # Nothing of the broken migration is left: the next one goes through.
         moved = await (await again.lookup("dm7")).migrate(dst, xml=xml)
-        assert await words(dst, moved.name) == "running (migrated)"
-    await answers(serial_b)
+        assert await state_of(dst, moved.name) == "running (migrated)"
+    await guest_answers(serial_b)
 
 
 def _qemu_processes(name: str) -> int:
@@ -407,7 +384,7 @@ async def test_drain_three_guests_to_two_hosts_in_parallel(
         ):
             names = ["dr1", "dr2", "dr3"]
             doms = await asyncio.gather(
-                *(boot(src, n, guest, short_tmp / f"{n}-a.sock") for n in names)
+                *(boot_guest(src, n, guest, short_tmp / f"{n}-a.sock") for n in names)
             )
             plan = [(doms[0], t1), (doms[1], t2), (doms[2], t1)]
             limit = asyncio.Semaphore(2)
@@ -422,9 +399,9 @@ async def test_drain_three_guests_to_two_hosts_in_parallel(
             moved = await asyncio.gather(*(move(d, t) for d, t in plan))
             assert [m.name for m in moved] == names
             for (_, target), name in zip(plan, names, strict=True):
-                assert await words(target, name) == "running (migrated)"
-                assert await words(src, name) == "shut off (migrated)"
+                assert await state_of(target, name) == "running (migrated)"
+                assert await state_of(src, name) == "shut off (migrated)"
                 assert _qemu_processes(name) == 1  # exactly once, on its new host
-                await answers(short_tmp / f"{name}-b.sock")
+                await guest_answers(short_tmp / f"{name}-b.sock")
     finally:
         stop_host(h3)

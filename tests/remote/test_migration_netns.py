@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import signal
 import subprocess
@@ -25,21 +24,23 @@ import pytest
 import drivers
 from drivers.api import Connection
 from drivers.errors import OperationFailed
-from drivers.model import JobInfo, state_words
+from drivers.model import JobInfo
 from tests.conftest import require, require_qemu
 from tests.e2e.conftest import kill_root_processes
-from tests.e2e.helpers import EventRecorder, guest_xml
-from tests.guest import READY_RE, SerialConsole, require_guest
+from tests.e2e.helpers import (
+    EventRecorder,
+    boot_guest,
+    guest_answers,
+    guest_uptime,
+    guest_xml,
+    state_of,
+)
+from tests.guest import require_guest
 from tests.remote.conftest import Session
 from tests.remote.sshd import Sshd, daemon_command, require_sshd, start_sshd
+from tests.remote.test_ssh_netns import ip
 
 pytestmark = [pytest.mark.qemu, pytest.mark.guest]
-
-UPTIME_RE = re.compile(r"^(?P<up>\d+\.\d+) ")
-
-
-def ip(*args: str) -> None:
-    subprocess.run(["ip", *args], check=True, capture_output=True, text=True)
 
 
 @dataclass
@@ -136,25 +137,6 @@ async def netns_conns(
             yield a, b
 
 
-async def _boot(conn: Connection, name: str, serial: Path) -> None:
-    dom = await conn.define_xml(guest_xml(name, require_guest(), serial))
-    await dom.start()
-    async with await SerialConsole.connect(serial) as console:
-        await console.wait_for(READY_RE, timeout=60)
-
-
-async def _uptime(serial: Path) -> float:
-    async with await SerialConsole.connect(serial) as console:
-        await console.send("sh cat /proc/uptime")
-        match = await console.wait_for(UPTIME_RE, timeout=10)
-        return float(match["up"])
-
-
-async def _words(conn: Connection, name: str) -> str:
-    state, reason = await (await conn.lookup(name)).state()
-    return state_words(state, reason)
-
-
 def _rate(info: JobInfo) -> float:
     return info.ram_transferred / max(info.elapsed_ms, 1) * 1000 / 2**20
 
@@ -165,7 +147,7 @@ async def _migrate_and_check(
     guest = require_guest()
     serial_a, serial_b = short_tmp / f"{name}-a.sock", short_tmp / f"{name}-b.sock"
     dom = await src.lookup(name)
-    before = await _uptime(serial_a)
+    before = await guest_uptime(serial_a)
     rec_src, rec_dst = EventRecorder(src), EventRecorder(dst)
     mark_src, mark_dst = rec_src.mark(), rec_dst.mark()
     seen: list[JobInfo] = []
@@ -175,16 +157,14 @@ async def _migrate_and_check(
         tunnelled=tunnelled,
         progress=seen.append,
     )
-    assert await _words(dst, name) == "running (migrated)"
+    assert await state_of(dst, name) == "running (migrated)"
     await rec_src.wait_lifecycle(["Suspended Migrated", "Stopped Migrated"], mark_src)
     await rec_dst.wait_lifecycle(
         ["Started Migrated", "Defined Added", "Resumed Migrated"], mark_dst
     )
-    assert await _words(src, name) == "shut off (migrated)"  # persistent: kept, shut off
-    async with await SerialConsole.connect(serial_b) as console:
-        await console.send("ping")
-        await console.wait_for("VIRTDECK-PONG", timeout=10)
-    assert await _uptime(serial_b) > before
+    assert await state_of(src, name) == "shut off (migrated)"  # persistent: kept, shut off
+    await guest_answers(serial_b)
+    assert await guest_uptime(serial_b) > before
     await rec_src.close()
     await rec_dst.close()
     return seen[-1]
@@ -195,7 +175,7 @@ async def test_live_migration_between_namespaces_over_ssh(
     netns_conns: tuple[Connection, Connection], short_tmp: Path
 ) -> None:
     src, dst = netns_conns
-    await _boot(src, "ns1", short_tmp / "ns1-a.sock")
+    await boot_guest(src, "ns1", require_guest(), short_tmp / "ns1-a.sock")
     final = await _migrate_and_check(src, dst, "ns1", short_tmp, tunnelled=False)
     print(f"direct over veth: {final.elapsed_ms} ms, {_rate(final):.0f} MiB/s, "
           f"downtime {final.downtime_ms} ms")  # fmt: skip
@@ -206,14 +186,14 @@ async def test_hosts_that_cannot_reach_each_other_migrate_tunnelled(
     netns_conns: tuple[Connection, Connection], short_tmp: Path
 ) -> None:
     src, dst = netns_conns
-    await _boot(src, "ns2", short_tmp / "ns2-a.sock")
+    await boot_guest(src, "ns2", require_guest(), short_tmp / "ns2-a.sock")
     dom = await src.lookup("ns2")
     xml = guest_xml("ns2", require_guest(), short_tmp / "ns2-b.sock", uuid=dom.uuid)
     with pytest.raises(
         OperationFailed, match=r"cannot reach the destination at 10\.99\.2\.1.*--tunnelled"
     ):
         await dom.migrate(dst, xml=xml)
-    assert await _words(src, "ns2") in ("running (booted)", "running (migration canceled)")
+    assert await state_of(src, "ns2") in ("running (booted)", "running (migration canceled)")
     assert [d.name for d in await dst.list_domains()] == []
     final = await _migrate_and_check(src, dst, "ns2", short_tmp, tunnelled=True)
     print(f"tunnelled over two SSH connections: {final.elapsed_ms} ms, {_rate(final):.0f} MiB/s, "
