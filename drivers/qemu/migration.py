@@ -103,7 +103,7 @@ class Job:
 
 def job_info(rt: DomainRuntime) -> JobInfo:
     """The domain's current or last migration job (type 'none' if it never had one)."""
-    job: Job | None = rt.migration
+    job = rt.migration
     return job.info if job is not None else JobInfo()
 
 
@@ -204,7 +204,7 @@ async def begin(rt: DomainRuntime, offline: bool, copy_storage: bool = False) ->
             f"Domain '{rt.name}' is {rt.state.words}; only a running or paused domain can "
             "be migrated."
         )
-    job: Job | None = rt.migration
+    job = rt.migration
     if job is not None and job.info.active:
         raise OperationInvalid(f"Domain '{rt.name}' is already being migrated.")
     source = rt.definition if rt.active else rt.persistent
@@ -425,7 +425,7 @@ async def _end_mirrors(backend: Backend, jobs: list[str], abort: bool = False) -
 
 async def abort(rt: DomainRuntime) -> None:
     """domjobabort: cancel the domain's running migration."""
-    job: Job | None = rt.migration
+    job = rt.migration
     if job is None or not job.info.active:
         raise OperationInvalid(f"Domain '{rt.name}' has no migration in progress to abort.")
     if job.info.operation != "outgoing migration":
@@ -443,7 +443,7 @@ async def confirm(
     """Confirm: the migration is over. Success ends the source's QEMU (shut off
     (migrated)); failure lets a guest that was running continue (running (migration
     canceled))."""
-    job: Job | None = rt.migration
+    job = rt.migration
     async with rt.jobs.job("migration confirm", wait=30.0):
         rt.set_flags(migration_out=False)
         if success:
@@ -523,11 +523,12 @@ async def recover(rt: DomainRuntime, qemu_status: str) -> None:
 class Incoming:
     """The destination's side of one migration, from Prepare to Finish."""
 
-    def __init__(self, rt: DomainRuntime, created: list[Path], ports: list[int]) -> None:
+    def __init__(self, rt: DomainRuntime, created: list[Path], ports: list[int], nbd: bool) -> None:
         self.rt = rt
         self.created = created
         self.ports = ports
-        self.nbd = False
+        #: Whether its QEMU serves the copied disks over NBD (stopped in Finish).
+        self.nbd = nbd
 
 
 async def prepare(
@@ -598,8 +599,7 @@ async def prepare(
         if added and not rt.active and rt.persistent is None:
             registry._forget(rt)
         raise
-    incoming = Incoming(rt, created, taken)
-    incoming.nbd = bool(copy_disks)
+    incoming = Incoming(rt, created, taken, nbd=bool(copy_disks))
     result = IncomingMigration(
         name=rt.name, uuid=rt.uuid, port=port, nbd_port=nbd_port, nbd_disks=tuple(exported)
     )
@@ -744,7 +744,7 @@ async def finish(
     (migrated)); after a bad one, end the QEMU (shut off (failed)) and remove copied
     disks."""
     rt = incoming.rt
-    job: Job | None = rt.migration
+    job = rt.migration
     for port in incoming.ports:
         registry.ports.give_back(port)
     defined_here = False

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from drivers.domxml import DomainDef, LifecycleAction
 from drivers.errors import HypervisorError, OperationInvalid, VirtError
@@ -40,6 +40,9 @@ from drivers.model import (
 )
 from drivers.qemu import events
 from drivers.qemu.events import Action, Flags, Outcome, Trigger
+
+if TYPE_CHECKING:
+    from drivers.qemu.migration import Job
 
 log = logging.getLogger(__name__)
 
@@ -170,8 +173,8 @@ class DomainRuntime:
         #: QEMU's last MIGRATION event status ('setup', 'active', 'completed', ...), for the
         #: migration phases that wait on it; None before any.
         self.migration_status: str | None = None
-        #: The current or last migration job of this domain (drivers.qemu.migration).
-        self.migration: Any = None
+        #: The current or last migration job of this domain.
+        self.migration: Job | None = None
 
     # --- reading --------------------------------------------------------------------
 
