@@ -31,6 +31,7 @@ Runs as root (``qemu:///system``). Usable alone for a quick check:
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shlex
 import shutil
@@ -77,6 +78,10 @@ PRIVATE_MOUNTS = {
 #: libvirtd that a killed run (SIGKILL) left behind.
 STATE = Path("/run/vdbench-libvirtd.pid")
 PRIVATE_STATE = Path("/run/vdbench-libvirtd-private.pid")
+#: Held (flock) while this machine's system libvirtd belongs to one peer: two test runs
+#: (say, two checkouts) would otherwise fight over /run/libvirt and qemu.conf.
+LOCK = Path("/run/vdbench-libvirtd.lock")
+LOCK_TIMEOUT = 900.0
 QEMU_RUN = Path("/run/libvirt/qemu")
 START_TIMEOUT = 15.0
 
@@ -155,6 +160,7 @@ class LibvirtPeer:
         self._conf_written = False
         #: What /etc/libvirt held before this libvirtd ran (it adds empty directories).
         self._etc_before: set[Path] | None = None
+        self._lock: int | None = None
 
     # --- context manager ----------------------------------------------------------------
 
@@ -180,6 +186,8 @@ class LibvirtPeer:
         if os.geteuid() != 0:
             raise PeerUnavailable("libvirtd as a peer needs root (qemu:///system)")
         self._ensure_packages()
+        if self.private is None:
+            self._take_lock()
         self._stop_leftover()
         if self.socket.exists() and self._answers():
             raise PeerUnavailable(
@@ -437,6 +445,28 @@ class LibvirtPeer:
             if self._scratch is not None:
                 shutil.rmtree(self._scratch, ignore_errors=True)
                 self._scratch = None
+            if self._lock is not None:
+                os.close(self._lock)  # releases the flock
+                self._lock = None
+
+    def _take_lock(self) -> None:
+        """Wait for any other run's system libvirtd to finish, then own it until stop()."""
+        fd = os.open(LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + LOCK_TIMEOUT
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(fd)
+                    raise PeerUnavailable(
+                        f"another run has held the system libvirtd ({LOCK}) for "
+                        f"{LOCK_TIMEOUT:g} s; wait for it to end or stop it"
+                    ) from None
+                time.sleep(0.2)
+                continue
+            self._lock = fd
+            return
 
 
 def main() -> None:
