@@ -31,6 +31,15 @@ source's STOP → the destination's RESUME, both QEMU event timestamps (virtdeck
 daemons, libvirt, raw, …); one uncounted round warms every path first. With two
 daemons up, a last pass migrates through them with and without ``tunnelled=True``.
 
+Total time is judged against raw *including* its destination's start: a raw migration
+starts a destination QEMU too, and virtdeck's total includes that (Prepare). QEMU's RAM
+passes swing by ±25 % from run to run (same guest, same settings), which swamps what the
+manager adds, so a second row compares per run the part outside QEMU's own migration
+(total incl. destination start minus QEMU's ``total-time``, ``migrate`` → completed as QEMU
+measures it); "manager CPU" is the CPU time this process and the daemons used meanwhile
+(on two cores it is taken from the QEMUs, so it is the one way a manager could slow the
+RAM passes themselves).
+
 QEMU's own stop-and-copy time swings from ~1 to ~250 ms from run to run (with unlimited
 bandwidth it switches over as soon as its estimate fits the 300 ms downtime limit), so
 medians of guest-visible downtime compare the managers poorly; the row "guest-visible minus
@@ -66,6 +75,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+import psutil
 from qemu.qmp import EventListener, QMPClient
 
 import drivers
@@ -119,6 +129,12 @@ class Sample:
     downtime_qemu_zero: bool = False
     #: ``downtime_qemu`` is the manager's own figure, not QEMU's (libvirt's domjobinfo).
     downtime_by_manager: bool = False
+    #: CPU time (user + system) the manager's processes used during the migration: this
+    #: process, plus the daemons. On a 2-core machine it is taken from the QEMUs.
+    manager_cpu: float | None = None
+    #: QEMU's own ``total-time`` (source: ``migrate`` → completed); total minus it is
+    #: the manager's part, which QEMU's run-to-run swings in RAM-pass speed leave alone.
+    qemu_total: float | None = None
 
 
 class Contender(abc.ABC):
@@ -298,6 +314,7 @@ class RawQmp(Contender):
             downtime_guest=ms(resume_at - stop_at),
             ram_bytes=int(ram["transferred"]) if "transferred" in ram else None,
             ram_rate=float(ram["mbps"]) * 1e6 / 8 if "mbps" in ram else None,
+            qemu_total=float(final["total-time"]) if final.get("total-time") else None,
             phases={
                 RAW_PREPARE: prepare,
                 "migrate → src STOP": ms(stop_at - t0),
@@ -349,8 +366,24 @@ async def _wait_lifecycle(rec: EventRecorder, since: int, words: str) -> Lifecyc
     return event
 
 
+def cpu_ms(pids: Sequence[int]) -> float:
+    """User + system CPU time of this process and ``pids``, in ms."""
+    total = 0.0
+    for pid in (os.getpid(), *pids):
+        with contextlib.suppress(psutil.Error):
+            t = psutil.Process(pid).cpu_times()
+            total += t.user + t.system
+    return ms(total)
+
+
 async def virtdeck_once(
-    image: GuestImage, src: Connection, dst: Connection, run_dir: Path, *, tunnelled: bool = False
+    image: GuestImage,
+    src: Connection,
+    dst: Connection,
+    run_dir: Path,
+    *,
+    tunnelled: bool = False,
+    manager_pids: Sequence[int] = (),
 ) -> Sample:
     """Define and boot the guest on ``src``, migrate it to ``dst``, take it down there."""
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -364,6 +397,7 @@ async def virtdeck_once(
         mark_src, mark_dst = rec_src.mark(), rec_dst.mark()
         seen: list[JobInfo] = []
         dest_xml = guest_xml(NAME, image, serial_b, uuid=dom.uuid)
+        cpu0 = cpu_ms(manager_pids)
         t0_wall = time.time()
         t0 = time.perf_counter()
         moved = await asyncio.wait_for(
@@ -371,6 +405,7 @@ async def virtdeck_once(
             MIGRATE_TIMEOUT,
         )
         total = ms(time.perf_counter() - t0)
+        cpu = cpu_ms(manager_pids) - cpu0
         end_wall = t0_wall + total / 1000
         started = await _wait_lifecycle(rec_dst, mark_dst, "Started Migrated")
         suspended = await _wait_lifecycle(rec_src, mark_src, "Suspended Migrated")
@@ -413,6 +448,8 @@ async def virtdeck_once(
         downtime_guest=downtime,
         ram_bytes=final.ram_transferred if final else None,
         ram_rate=final.ram_rate if final else None,
+        manager_cpu=cpu,
+        qemu_total=float(final.qemu_total_ms) if final and final.qemu_total_ms else None,
         phases={
             "Begin + Prepare (call → dst Started Migrated)": ms(started.wall - t0_wall),
             "Perform, RAM passes (→ src STOP)": ms(stop_at - started.wall),
@@ -513,7 +550,9 @@ class Daemons(Contender):
 
     async def once(self, run: str) -> Sample:
         src, dst = self.conns
-        return await virtdeck_once(self.image, src, dst, self.dir / run)
+        return await virtdeck_once(
+            self.image, src, dst, self.dir / run, manager_pids=[p.pid for p in self.procs]
+        )
 
     async def teardown(self) -> None:
         for conn in self.conns:
@@ -756,6 +795,9 @@ def table(contenders: Sequence[Contender], raw: RawQmp) -> list[str]:
         rate.append(cell(c, f"{statistics.median(rates) / 2**20:.0f} MiB/s" if rates else "-"))
     rows.append(["RAM transferred", *mib])
     rows.append(["RAM rate (QEMU's mbps)", *rate])
+    row("manager CPU during the migration", lambda s: s.manager_cpu, p90=False)
+    row("QEMU's own migration time (total-time)", lambda s: s.qemu_total)
+    row("manager's part (total incl. dst start minus QEMU's)", manager_part)
     both = [s.total + s.phases.get(RAW_PREPARE, 0.0) for s in raw.samples]
     if both:
         rows.append(
@@ -776,6 +818,14 @@ def table(contenders: Sequence[Contender], raw: RawQmp) -> list[str]:
             "'completed' but before QEMU computed the figures."
         )
     return out
+
+
+def manager_part(s: Sample) -> float | None:
+    """The whole migration (for raw: with its destination's start) minus QEMU's own
+    migration time: what the manager adds around QEMU."""
+    if s.qemu_total is None:
+        return None
+    return s.total + s.phases.get(RAW_PREPARE, 0.0) - s.qemu_total
 
 
 def manager_share(s: Sample) -> float | None:
@@ -834,22 +884,34 @@ def targets(contenders: Sequence[Contender], raw: RawQmp) -> list[str]:
                     "pass" if added < 20 else "FAIL",
                 ]
             )
-        if total is not None and raw_total:
-            added = total - raw_total
-            rows.append(
-                [
-                    f"{c.label}: added total time",
-                    f"{added:+.0f} ms ({100 * added / raw_total:+.1f} %)",
-                    "< 10 %",
-                    "pass" if added < 0.1 * raw_total else "FAIL",
-                ]
-            )
         if total is not None and raw_full:
             added = total - raw_full
             rows.append(
                 [
-                    f"{c.label}: added total time vs raw incl. its destination start",
+                    f"{c.label}: added total time (raw incl. its destination start)",
                     f"{added:+.0f} ms ({100 * added / raw_full:+.1f} %)",
+                    "< 10 %",
+                    "pass" if added < 0.1 * raw_full else "FAIL",
+                ]
+            )
+        part = median(values(c.samples, manager_part))
+        raw_part = median(values(raw.samples, manager_part))
+        if part is not None and raw_part is not None and raw_full:
+            added = part - raw_part
+            rows.append(
+                [
+                    f"{c.label}: added total time beyond QEMU's own migration time",
+                    f"{added:+.0f} ms ({100 * added / raw_full:+.1f} %)",
+                    "< 10 %",
+                    "pass" if added < 0.1 * raw_full else "FAIL",
+                ]
+            )
+        if total is not None and raw_total:
+            added = total - raw_total
+            rows.append(
+                [
+                    f"{c.label}: added total time vs raw without its destination start",
+                    f"{added:+.0f} ms ({100 * added / raw_total:+.1f} %)",
                     "(for reference)",
                     "-",
                 ]

@@ -410,6 +410,8 @@ class JobInfo:
     expected_downtime_ms: int | None = None
     downtime_ms: int | None = None
     setup_ms: int | None = None
+    #: QEMU's own ``total-time`` of the migration (``migrate`` → completed), at the end.
+    qemu_total_ms: int | None = None
     disk_total: int = 0
     disk_transferred: int = 0
     disk_remaining: int = 0

@@ -127,6 +127,7 @@ def _figures(reply: Mapping[str, Any]) -> dict[str, Any]:
         ("expected-downtime", "expected_downtime_ms"),
         ("downtime", "downtime_ms"),
         ("setup-time", "setup_ms"),
+        ("total-time", "qemu_total_ms"),
     ):
         if key in reply:
             found[name] = int(reply[key])
