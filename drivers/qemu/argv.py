@@ -620,6 +620,15 @@ class _Builder:
                     "br": nic.source_bridge,
                     "id": netdev_id,
                 }
+            elif nic.type == "ethernet":
+                # An existing tap (managed='no'); libvirt opens it and passes the fd.
+                netdev = {
+                    "type": "tap",
+                    "ifname": nic.target_dev,
+                    "script": "no",
+                    "downscript": "no",
+                    "id": netdev_id,
+                }
             else:
                 # type='network' maps to user-mode NAT: libvirt's networks need a root
                 # daemon (bridge, dnsmasq, firewall rules), virtdeck runs unprivileged,
