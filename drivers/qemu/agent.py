@@ -7,6 +7,8 @@ before a reboot), so every new connection starts with ``guest-sync-delimited``: 
 sends ``0xFF`` (which resets the agent's parser) and a random id, and the agent answers
 ``0xFF`` followed by the id; anything before that sentinel is discarded.
 
+The driver connects to the socket as soon as QEMU runs (:meth:`GuestAgent.start`), as
+libvirt does: while no host client is connected, the guest reads end-of-file on the port.
 The agent is only asked while the guest has the port open (QEMU's VSERPORT_CHANGE, see
 :meth:`GuestAgent.set_port_open`): writing to a port nobody reads would only fill QEMU's
 buffer. Every wait has a deadline; a guest that never opened the port, a hung agent and
@@ -73,8 +75,10 @@ class GuestAgent:
         self.port_open = False
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._synced = False
         self._lock = asyncio.Lock()
         self._closed = False
+        self._opening: asyncio.Task[None] | None = None
 
     # --- state --------------------------------------------------------------------------
 
@@ -83,8 +87,27 @@ class GuestAgent:
         self.port_open = is_open
         if not is_open:
             # An agent that closed its port will not answer what is in flight: end the
-            # wait now instead of at its deadline.
+            # wait now instead of at its deadline (and connect again for the next one).
             self._drop()
+        self.start()
+
+    def start(self) -> None:
+        """Connect in the background (no handshake yet), unless connected already."""
+        if self._closed or self._writer is not None:
+            return
+        if self._opening is not None and not self._opening.done():
+            return
+        self._opening = asyncio.get_running_loop().create_task(
+            self._open_quietly(), name=f"agent-connect-{self.domain}"
+        )
+
+    async def _open_quietly(self) -> None:
+        async with self._lock:
+            if self._writer is not None or self._closed:
+                return
+            with contextlib.suppress(AgentUnavailable):
+                self._reader, self._writer = await self._open()
+                self._synced = False
 
     @property
     def connected(self) -> bool:
@@ -98,6 +121,7 @@ class GuestAgent:
         )
 
     def _drop(self) -> None:
+        self._synced = False
         writer, self._writer, self._reader = self._writer, None, None
         if writer is not None:
             writer.close()
@@ -105,6 +129,11 @@ class GuestAgent:
     async def close(self) -> None:
         """Close the connection for good (the domain stopped, or the driver closes)."""
         self._closed = True
+        opening = self._opening
+        if opening is not None and not opening.done():
+            opening.cancel()
+            with contextlib.suppress(BaseException):
+                await opening
         writer = self._writer
         self._drop()
         if writer is not None:
@@ -168,9 +197,10 @@ class GuestAgent:
             raise _Gone from err
 
     async def _sync(self) -> None:
-        """Connect and run the ``guest-sync-delimited`` handshake."""
-        reader, writer = await self._open()
-        self._reader, self._writer = reader, writer
+        """Connect (unless connected) and run the ``guest-sync-delimited`` handshake."""
+        if self._reader is None or self._writer is None:
+            self._reader, self._writer = await self._open()
+        reader, writer = self._reader, self._writer
         sync_id = random.randrange(1, 2**31)
         request = {"execute": "guest-sync-delimited", "arguments": {"id": sync_id}}
         loop = asyncio.get_running_loop()
@@ -183,6 +213,7 @@ class GuestAgent:
                     continue  # stale output from before the sentinel
                 reply = _parse(line.rsplit(_SENTINEL, 1)[1])
                 if isinstance(reply, dict) and reply.get("return") == sync_id:
+                    self._synced = True
                     return
         except TimeoutError as err:
             self._drop()
@@ -217,7 +248,7 @@ class GuestAgent:
             if self._closed or not self.port_open:
                 raise self._not_connected()
             try:
-                if self._writer is None:
+                if self._writer is None or not self._synced:
                     await self._sync()
                 reader, writer = self._reader, self._writer
                 if reader is None or writer is None:

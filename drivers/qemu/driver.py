@@ -500,7 +500,10 @@ class QemuRegistry(DomainRegistry):
                 + f" (full log: {log_path})."
             ) from err
         backend = QemuBackend(process, monitor)
-        await self._fill_live(live, monitor, self.agents.get(rt.uuid))
+        agent = self.agents.get(rt.uuid)
+        if agent is not None:
+            agent.start()  # before the guest runs: its agent must find the host side there
+        await self._fill_live(live, monitor, agent)
         self._follow_console_of(rt, live)
         return backend
 
@@ -567,6 +570,9 @@ class QemuRegistry(DomainRegistry):
         if live is None or backend is None or not live.channels:
             return
         self._make_agent(rt, live)
+        agent = self.agents.get(rt.uuid)
+        if agent is not None:
+            agent.start()
         with contextlib.suppress(VirtError):
             for chardev in await backend.execute("query-chardev"):
                 label = str(chardev.get("label"))
