@@ -7,11 +7,17 @@ made inert first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
 from drivers.errors import AgentUnavailable, InvalidArgument, NotSupported
 from drivers.model import ADDRESS_SOURCES
 from tui.virsh.formats import field
 from tui.virsh.options import Args, Command, Opt
 from tui.virsh.shell import Shell
+
+if TYPE_CHECKING:
+    from drivers.model import InterfaceAddresses
 
 _DOMAIN = Opt("domain", "string", "domain name, id or uuid", positional=True, required=True)
 _RULE = "-" * 79
@@ -19,7 +25,11 @@ _RULE = "-" * 79
 _VIRSH_MODES = ("acpi", "agent", "initctl", "signal", "paravirt")
 
 
-def addresses_table(found: list, *, interface: str | None, full: bool) -> str:  # type: ignore[type-arg]
+def addresses_table(
+    found: Sequence[InterfaceAddresses], *, interface: str | None, full: bool
+) -> str:
+    """virsh's domifaddr table: its printf columns, ``-`` for a repeated name (unless
+    ``full``), ``N/A`` for an interface without addresses."""
     lines = [f" {'Name':<10} {'MAC address':<20} {'Protocol':<12} Address\n{_RULE}\n"]
     for iface in found:
         name = field(iface.name)
