@@ -271,7 +271,23 @@ def _free_port(
     return None
 
 
-def strip_state(devices: etree._Element) -> None:
-    """Drop the live-only ``<target state=…>`` of every channel (inactive XML has none)."""
+def generated_path(path: str, domain: str, port: str) -> bool:
+    """Whether ``path`` is a socket a driver named itself for channel ``port``: libvirt's
+    ``…/qemu/channel/target/domain-N-NAME/PORT`` or virtdeck's ``…/NAME/channel/PORT``.
+    Such a path belongs to the host (and the start) that made it, like libvirt, which
+    drops its own on define."""
+    return "/qemu/channel/target/" in path or path.endswith(f"/{domain}/channel/{port}")
+
+
+def strip_state(devices: etree._Element, domain: str = "") -> None:
+    """Drop what only a running domain's channels have: ``<target state=…>``, and a
+    socket path the driver generated (the next start names it again)."""
     for node in children(devices, "channel"):
-        ChannelDef(node).state = None
+        channel = ChannelDef(node)
+        channel.state = None
+        path, port = channel.source_path, channel.target_name
+        if channel.type == "unix" and path and port and channel.source_mode == "bind":
+            if generated_path(path, domain, port):
+                source = node.find("source")
+                if source is not None:
+                    node.remove(source)

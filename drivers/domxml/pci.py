@@ -560,7 +560,7 @@ def strip_runtime(root: etree._Element) -> None:
         parent = alias.getparent()
         if parent is not None:
             parent.remove(alias)
-    channels.strip_state(devices)
+    channels.strip_state(devices, root.findtext("name") or "")
     for node in devices:
         if node.tag not in ("serial", "console", "parallel", "channel"):
             continue

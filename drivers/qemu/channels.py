@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from drivers.domxml import DomainDef
-from drivers.domxml.channels import ChannelDef, channel_problems
+from drivers.domxml.channels import ChannelDef, channel_problems, generated_path
 from drivers.errors import InvalidXML
 
 if TYPE_CHECKING:
@@ -35,11 +35,16 @@ def fill_socket_paths(defn: DomainDef, domain_dir: Path) -> list[ChannelDef]:
     definition, which then shows it, as libvirt's does); returns those channels."""
     filled: list[ChannelDef] = []
     for channel in defn.channels:
-        if channel.type != "unix" or channel.source_path or channel.source_mode != "bind":
+        if channel.type != "unix" or channel.source_mode != "bind":
             continue
         name = channel.target_name
         if not name:
             continue
+        given = channel.source_path
+        if given and not generated_path(given, defn.name, name):
+            continue
+        # (a path another start or host generated, e.g. in a migration's live XML, is
+        # named again here)
         path = socket_path(domain_dir, name)
         if len(path.encode()) > SUN_PATH_MAX:
             raise InvalidXML(

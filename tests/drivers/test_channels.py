@@ -128,3 +128,24 @@ async def test_refused_channel_stores_nothing_and_the_test_driver_keeps_it(
         await dom.undefine()
     finally:
         await test.close()
+
+
+def test_generated_socket_paths_are_named_again(tmp_path: Path) -> None:
+    """A live XML's socket path (libvirt's or ours) is the host's that made it: dropped on
+    define, named again at start (a migration's destination gets its own)."""
+    libvirts = GA.replace(
+        "<target",
+        "<source mode='bind' path='/var/lib/libvirt/qemu/channel/target/domain-3-vm/"
+        "org.qemu.guest_agent.0'/><target",
+    )
+    assert "<source" not in _prepared(libvirts)
+    ours = GA.replace(
+        "<target",
+        "<source mode='bind' path='/elsewhere/run/vm/channel/org.qemu.guest_agent.0'/><target",
+    )
+    live = parse_domain(domain("q35", ours))
+    filled = fill_socket_paths(live, tmp_path / "vm")
+    assert [c.source_path for c in filled] == [str(tmp_path / "vm/channel/org.qemu.guest_agent.0")]
+    own = GA.replace("<target", "<source mode='bind' path='/srv/agent.sock'/><target")
+    assert "/srv/agent.sock" in _prepared(own)
+    assert fill_socket_paths(parse_domain(domain("q35", own)), tmp_path) == []
