@@ -85,3 +85,24 @@ def test_ethernet_nic_uses_an_existing_tap() -> None:
         parse_domain(domain("q35", nic.replace(" managed='no'", "")))
     with pytest.raises(InvalidXML, match="needs the name of an existing tap device"):
         parse_domain(domain("q35", nic.replace("<target dev='tap7' managed='no'/>", "")))
+
+
+async def test_read_only_may_read_host_tables_not_ask_the_agent() -> None:
+    import pytest
+
+    import drivers
+    from drivers.errors import AccessDenied
+
+    conn = await drivers.open("test:///default?ro=1")
+    try:
+        dom = await conn.lookup("web1")
+        assert (await dom.interface_addresses("lease"))[0].addresses[0].address == (
+            "192.168.122.23"
+        )
+        assert await dom.interface_addresses("arp")
+        with pytest.raises(AccessDenied, match="asking the guest agent was refused"):
+            await dom.interface_addresses("agent")
+        with pytest.raises(AccessDenied, match="shutting a domain down was refused"):
+            await dom.shutdown(mode="agent")
+    finally:
+        await conn.close()

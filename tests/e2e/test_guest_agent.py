@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 from lxml import etree
 
+import drivers
 from drivers.api import Connection, Domain
 from drivers.errors import AgentUnavailable, NotSupported
 from tests.e2e.helpers import guest_xml, state_of
@@ -60,7 +61,7 @@ async def start_agent(console: SerialConsole) -> str:
 
 
 async def test_guest_agent_channel_end_to_end(
-    conn: Connection, guest: GuestImage, short_tmp: Path
+    conn: Connection, guest: GuestImage, short_tmp: Path, embed_root: Path
 ) -> None:
     serial = short_tmp / "ga.sock"
     xml = guest_xml("ga1", guest, serial).replace("<panic", DEVICES + "<panic")
@@ -104,14 +105,25 @@ async def test_guest_agent_channel_end_to_end(
         ]
         # the inactive definition still has no state
         assert agent_channel(await dom.xml(inactive=True)).find("target").get("state") is None  # type: ignore[union-attr]
-        # shutdown through the agent: the guest powers itself off
-        await dom.shutdown(mode="agent")
-        for _ in range(200):
-            if await state_of(conn, "ga1") == "shut off (shutdown)":
-                break
-            await asyncio.sleep(0.05)
-        assert await state_of(conn, "ga1") == "shut off (shutdown)"
-    await dom.undefine()
+        # a driver that lets go and a new one that reconnects (a daemon restart): the
+        # port's state comes back from QEMU and the agent answers again
+        await conn.close()
+        again = await drivers.open(f"qemu:///embed?root={embed_root}")
+        try:
+            dom = await again.lookup("ga1")
+            await wait_state(dom, "connected")
+            names = {i.name for i in await dom.interface_addresses("agent")}
+            assert {"lo", "eth0"} <= names
+            # shutdown through the agent: the guest powers itself off
+            await dom.shutdown(mode="agent")
+            for _ in range(200):
+                if await state_of(again, "ga1") == "shut off (shutdown)":
+                    break
+                await asyncio.sleep(0.05)
+            assert await state_of(again, "ga1") == "shut off (shutdown)"
+            await dom.undefine()
+        finally:
+            await again.close()
 
 
 async def test_agent_that_stops_answering_mid_way(
