@@ -523,11 +523,9 @@ class QemuRegistry(DomainRegistry):
             return
         with contextlib.suppress(VirtError):
             chardevs = await monitor.execute("query-chardev")
+            self._port_states(live, chardevs, agent)
             for chardev in chardevs:
                 label = str(chardev.get("label"))
-                if label.startswith("charchannel") and "frontend-open" in chardev:
-                    is_open = chardev["frontend-open"] is True
-                    self._port_state(live, label.removeprefix("char"), is_open, agent)
                 filename = str(chardev.get("filename", ""))
                 if not filename.startswith("pty:"):
                     continue
@@ -574,13 +572,15 @@ class QemuRegistry(DomainRegistry):
         if agent is not None:
             agent.start()
         with contextlib.suppress(VirtError):
-            for chardev in await backend.execute("query-chardev"):
-                label = str(chardev.get("label"))
-                if label.startswith("charchannel") and "frontend-open" in chardev:
-                    is_open = chardev["frontend-open"] is True
-                    self._port_state(
-                        live, label.removeprefix("char"), is_open, self.agents.get(rt.uuid)
-                    )
+            self._port_states(live, await backend.execute("query-chardev"), agent)
+
+    def _port_states(self, live: DomainDef, chardevs: Any, agent: GuestAgent | None) -> None:
+        """The channels' port states from a ``query-chardev`` reply (``frontend-open``)."""
+        for chardev in chardevs if isinstance(chardevs, list) else []:
+            label = str(chardev.get("label"))
+            if label.startswith("charchannel") and "frontend-open" in chardev:
+                is_open = chardev["frontend-open"] is True
+                self._port_state(live, label.removeprefix("char"), is_open, agent)
 
     def _port_changed(self, rt: DomainRuntime, alias: str, is_open: bool) -> None:
         if rt.live is not None:
