@@ -14,6 +14,8 @@ import copy
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from lxml import etree
+
 from drivers.domxml import DomainDef
 from drivers.domxml.channels import ChannelDef, channel_problems, generated_path
 from drivers.errors import InvalidXML
@@ -80,12 +82,16 @@ def controllers(builder: _Builder) -> None:
         index = int(node.get("index") or "0", 0)
         where = f"<controller type='virtio-serial' index='{index}'>"
         props: dict[str, Any] = {"driver": "virtio-serial-pci", "id": f"virtio-serial{index}"}
-        ports = node.get("ports")
-        if ports is not None:
-            props["max_ports"] = int(ports, 0)
-        vectors = node.get("vectors")
-        if vectors is not None:
-            props["vectors"] = int(vectors, 0)
+        for attr, prop in (("ports", "max_ports"), ("vectors", "vectors")):
+            value = node.get(attr)
+            if value is None:
+                continue
+            if not value.isdigit() or not 1 <= int(value) <= 1024:
+                raise InvalidXML(
+                    f"{where}: {attr}={value!r} is not a number from 1 to 1024; write e.g. "
+                    f"{attr}='16' or leave it out."
+                )
+            props[prop] = int(value)
         props.update(builder.pci(node, where))
         builder.device(props, where)
 
@@ -115,7 +121,7 @@ def ports(builder: _Builder) -> None:
         builder.device(props, channel.label)
 
 
-def _copy_with_path(channel: ChannelDef, domain_dir: str) -> Any:
+def _copy_with_path(channel: ChannelDef, domain_dir: str) -> etree._Element:
     element = copy.deepcopy(channel.element)
     view = ChannelDef(element)
     view.set_source_path(socket_path(domain_dir, channel.target_name or "channel"))
