@@ -23,6 +23,7 @@ from drivers.model import (
     Event,
     HostInfo,
     IncomingMigration,
+    InterfaceAddresses,
     JobInfo,
     MigrationSource,
     PoolInfo,
@@ -44,8 +45,9 @@ class Domain(DomainIdentity, abc.ABC):
         """Boot an inactive domain; returns when it runs (or is paused, if asked)."""
 
     @abc.abstractmethod
-    async def shutdown(self) -> None:
-        """Ask the guest to power off (ACPI power button); returns at once."""
+    async def shutdown(self, mode: str = "acpi") -> None:
+        """Ask the guest to power off; returns at once. ``mode`` 'acpi' presses the
+        power button, 'agent' asks the guest agent (``guest-shutdown``)."""
 
     @abc.abstractmethod
     async def reboot(self) -> None:
@@ -101,6 +103,14 @@ class Domain(DomainIdentity, abc.ABC):
         """The console's output since the domain's boot (or since ``since``, Unix time),
         kept even when nobody was attached; with ``follow``, then every new line."""
         raise NotSupported(f"Domain '{self.name}' keeps no console log on this driver.")
+
+    # --- guest network addresses (optional: capability 'interface-addresses') ----------
+
+    async def interface_addresses(self, source: str = "lease") -> list[InterfaceAddresses]:
+        """The running guest's interfaces and IP addresses, as ``virsh domifaddr``: from
+        the host's DHCP leases ('lease'), the guest agent ('agent') or the host's ARP
+        table ('arp'). Names and addresses from the agent are the guest's words."""
+        raise NotSupported(f"Domain '{self.name}' reports no addresses on this driver.")
 
     @property
     def connection(self) -> Connection:

@@ -106,6 +106,12 @@ class OperationFailed(VirtError):
     title = "Operation failed"
 
 
+class AgentUnavailable(OperationFailed):
+    """The guest agent is not connected, does not answer, or went away mid-command."""
+
+    title = "Guest agent unavailable"
+
+
 class ProtocolError(VirtError):
     """A peer broke the daemon protocol."""
 

@@ -649,3 +649,32 @@ class PoolInfo:
     path: str
     capacity_bytes: int
     available_bytes: int
+
+
+# --- guest network addresses (virDomainInterfaceAddresses) ----------------------------
+
+#: Where ``interface_addresses`` looks: the DHCP leases the host knows, the guest agent,
+#: or the host's ARP table (``virsh domifaddr --source``).
+ADDRESS_SOURCES = ("lease", "agent", "arp")
+#: How a domain can be asked to shut down (``virsh shutdown --mode``).
+SHUTDOWN_MODES = ("acpi", "agent")
+
+
+@record
+class IPAddress:
+    """One address of a guest interface."""
+
+    type: str  # 'ipv4' or 'ipv6'
+    address: str
+    prefix: int
+
+
+@record
+class InterfaceAddresses:
+    """A guest network interface and its addresses, as ``virsh domifaddr`` lists them.
+
+    ``name`` and ``hwaddr`` may come from the guest (source 'agent'): show them inert."""
+
+    name: str
+    hwaddr: str | None
+    addresses: tuple[IPAddress, ...] = ()

@@ -18,6 +18,7 @@ from drivers.model import (
     DomainSummary,
     HostInfo,
     IncomingMigration,
+    InterfaceAddresses,
     JobInfo,
     MigrationSource,
     PoolInfo,
@@ -42,8 +43,16 @@ class ReadOnlyDomain(Domain):
     async def start(self, paused: bool = False) -> None:
         raise _refuse("starting a domain")
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, mode: str = "acpi") -> None:
         raise _refuse("shutting a domain down")
+
+    async def interface_addresses(self, source: str = "lease") -> list[InterfaceAddresses]:
+        # As libvirt's virDomainInterfaceAddresses: leases and the ARP table are host
+        # data anyone may read; asking the guest agent is refused on a read-only
+        # connection (it commands the guest).
+        if source == "agent":
+            raise _refuse("asking the guest agent")
+        return await self._inner.interface_addresses(source)
 
     async def reboot(self) -> None:
         raise _refuse("rebooting a domain")

@@ -51,6 +51,7 @@ async def _ready(pilot: Pilot[None]) -> None:
         return all(app.store.hosts[h].figures is not None for h in ("demo", "lab"))
 
     await _until(pilot, loaded)
+    await _until(pilot, lambda: all(app.address_rounds.get(h) for h in app.store.hosts))
     await _until(pilot, sampled)
     from tui.demo import fill_stats
 

@@ -38,6 +38,7 @@ from drivers.records import replace
 from themes import BUILTIN_THEMES, DEFAULT_THEME, HOST_VARIABLES, load_user_themes
 from tui.actions import ActionReport, Plan
 from tui.adapter import bounded, open_connection, read_infos, undefine_with_images
+from tui.addresses import ADDRESS_INTERVAL, domain_address
 from tui.config import (
     Config,
     ConfigError,
@@ -48,7 +49,14 @@ from tui.config import (
     themes_dir,
 )
 from tui.hosts import HostLink, Update, link_uri
-from tui.messages import ActionFinished, DomainInfos, DomainXmlLoaded, HostUpdates, StatsSampled
+from tui.messages import (
+    ActionFinished,
+    AddressesFound,
+    DomainInfos,
+    DomainXmlLoaded,
+    HostUpdates,
+    StatsSampled,
+)
 from tui.state import Changes, Clock, DomainStore, SystemClock
 
 if TYPE_CHECKING:
@@ -161,6 +169,12 @@ class VirtdeckApp(App[None]):
         """Sessions opened as the event loop started, by host name, until its link starts."""
         self._stats_workers: dict[str, Worker[None]] = {}
         """The statistics subscription of each connected host that offers one."""
+        self._address_workers: dict[str, Worker[None]] = {}
+        """The IP-address round of each connected host that reports addresses."""
+        self._address_wake: dict[str, asyncio.Event] = {}
+        """Set to make a host's address round run now (a domain started)."""
+        self.address_rounds: dict[str, int] = {}
+        """How many address rounds of each host were applied (tests wait on it)."""
         self._register_themes()
 
     # --- set-up ----------------------------------------------------------------------------
@@ -321,6 +335,7 @@ class VirtdeckApp(App[None]):
 
     async def disconnect_host(self, name: str) -> None:
         self._stop_stats(name)
+        self._stop_addresses(name)
         link = self.links.pop(name, None)
         if link is not None:
             await link.close()
@@ -378,6 +393,7 @@ class VirtdeckApp(App[None]):
         self._publish(changes)
         for host, generation, applied in follow:
             self._follow_up(host, generation, applied)
+            self._wake_addresses(host, applied)
         if not self._frozen and all(
             h.connected_once or not h.config.autoconnect for h in self.store.hosts.values()
         ):
@@ -394,6 +410,7 @@ class VirtdeckApp(App[None]):
             state = self.store.hosts.get(host)
             if state is not None and state.link is LinkState.CONNECTED:
                 self._start_stats(host, generation)
+                self._start_addresses(host, generation)
         if host in changes.refresh:
             self._refresh(host, generation)
         uuids = changes.infos.get(host)
@@ -467,6 +484,62 @@ class VirtdeckApp(App[None]):
     def apply_stats(self, host: str, sample: StatsSample) -> None:
         """Take a statistics sample of ``host`` (from its stream, or fixed ones: tui.demo)."""
         self._publish(self.store.apply_stats(host, sample))
+
+    # --- IP addresses ----------------------------------------------------------------------
+
+    def _start_addresses(self, host: str, generation: int) -> None:
+        """Ask ``host``'s running domains for their addresses while its connection lasts."""
+        link = self._current(host, generation)
+        conn = None if link is None else link.link.conn
+        if conn is None or "interface-addresses" not in conn.capabilities:
+            return
+        self._stop_addresses(host)
+        self._address_workers[host] = self._watch_addresses(host, generation, conn)
+
+    def _stop_addresses(self, host: str) -> None:
+        worker = self._address_workers.pop(host, None)
+        if worker is not None:
+            worker.cancel()
+
+    def _wake_addresses(self, host: str, changes: Changes) -> None:
+        """A domain that runs without a known address (it just started): ask now."""
+        wake = self._address_wake.get(host)
+        if wake is None or wake.is_set():
+            return
+        for key in changes.updated | changes.added:
+            row = self.store.rows.get(key)
+            if row is not None and row.state.is_active and not row.ip:
+                wake.set()
+                return
+
+    @work(group="addresses", exit_on_error=False, description="domain IP addresses")
+    async def _watch_addresses(self, host: str, generation: int, conn: Connection) -> None:
+        """One round over the host's running domains, one call at a time (no task per
+        domain), every ADDRESS_INTERVAL seconds or when woken."""
+        wake = self._address_wake.setdefault(host, asyncio.Event())
+        while True:
+            link = self._current(host, generation)
+            if link is None or link.link.conn is not conn:
+                return
+            wake.clear()
+            found: dict[str, str] = {}
+            for row in [r for r in self.store.rows.values() if r.host == host]:
+                if not row.state.is_active:
+                    continue
+                try:
+                    dom = await conn.lookup_by_uuid(row.uuid)
+                except VirtError:
+                    continue
+                found[row.uuid] = await domain_address(dom)
+            self.post_message(AddressesFound(host, generation, found))
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(wake.wait(), ADDRESS_INTERVAL)
+
+    def on_addresses_found(self, message: AddressesFound) -> None:
+        if self._current(message.host, message.generation) is None:
+            return
+        self.address_rounds[message.host] = self.address_rounds.get(message.host, 0) + 1
+        self._publish(self.store.apply_addresses(message.host, message.found))
 
     # --- host editing (the hosts screen) ---------------------------------------------------
 

@@ -65,6 +65,16 @@ class ActionFinished(Message):
         self.keys = keys
 
 
+class AddressesFound(Message):
+    """One round of a host's running domains' IP addresses (uuid → address or '')."""
+
+    def __init__(self, host: str, generation: int, found: dict[str, str]) -> None:
+        super().__init__()
+        self.host = host
+        self.generation = generation
+        self.found = found
+
+
 class StatsSampled(Message):
     """One statistics sample of a host (its own load and its running domains')."""
 

@@ -111,6 +111,8 @@ class DomainRow:
     nothing (HISTORY items for each of thousands of domains would)."""
     figures: DomainFigures | None = None
     """Its statistics, once its host sampled it (hosts with the 'stats' capability)."""
+    ip: str = ""
+    """Its IP address while it runs, as the last round of tui.addresses found it."""
 
     @property
     def key(self) -> Key:
@@ -449,6 +451,18 @@ class DomainStore:
             if row is None or (row.vcpus, row.memory_kib) == (vcpus, memory_kib):
                 continue
             row.vcpus, row.memory_kib = vcpus, memory_kib
+            changes.updated.add(row.key)
+        return changes
+
+    def apply_addresses(self, name: str, found: dict[str, str]) -> Changes:
+        """The addresses of host ``name``'s domains (uuid → address, '' when unknown)."""
+        changes = Changes()
+        rows = self._by_host.get(name, {})
+        for uuid, address in found.items():
+            row = rows.get(uuid)
+            if row is None or row.ip == address:
+                continue
+            row.ip = address
             changes.updated.add(row.key)
         return changes
 

@@ -264,7 +264,7 @@ class DiskDef(DeviceView):
 
 # --- network interfaces -----------------------------------------------------------------
 
-NIC_TYPES = ("user", "network", "bridge")
+NIC_TYPES = ("user", "network", "bridge", "ethernet")
 NIC_MODELS = ("virtio", "e1000", "e1000e", "rtl8139")
 # Linux interface names: at most 15 bytes, no '/', ':' or whitespace.
 _BRIDGE_RE = re.compile(r"[A-Za-z0-9_.-]{1,15}", re.ASCII)
@@ -300,6 +300,11 @@ class InterfaceDef(DeviceView):
     def source_bridge(self) -> str | None:
         """``<source bridge=…>`` of a type='bridge' interface."""
         return self._attr("source", "bridge")
+
+    @property
+    def target_dev(self) -> str | None:
+        """``<target dev=…>``: the host's tap device (type='ethernet')."""
+        return self._attr("target", "dev")
 
     @property
     def boot_order(self) -> int | None:
@@ -345,6 +350,23 @@ class InterfaceDef(DeviceView):
                     f"{where}: a type='bridge' interface needs a bridge name (up to 15 "
                     f"letters, digits, '.', '_' or '-'), not {found}; write e.g. "
                     "<source bridge='br0'/>."
+                )
+        if kind == "ethernet":
+            target = single(self.element, "target", where)
+            dev = None if target is None else target.get("dev")
+            example = "<target dev='tap0' managed='no'/>"
+            if dev is None or not _BRIDGE_RE.fullmatch(dev):
+                found = "no dev=" if dev is None else f"dev={show(dev)}"
+                raise InvalidXML(
+                    f"{where}: a type='ethernet' interface needs the name of an existing tap "
+                    f"device (up to 15 letters, digits, '.', '_' or '-'), not {found}; write "
+                    f"e.g. {example}."
+                )
+            if target is not None and target.get("managed") != "no":
+                raise InvalidXML(
+                    f"{where}: virtdeck does not create tap devices, so a type='ethernet' "
+                    f"interface uses one that exists: create it (ip tuntap add dev {dev} "
+                    f"mode tap) and write <target dev='{dev}' managed='no'/>."
                 )
         model = single(self.element, "model", where)
         if model is not None:

@@ -17,6 +17,7 @@ from typing import Literal, TypeVar
 from lxml import etree
 
 from drivers.domxml import ids, pci
+from drivers.domxml.channels import ChannelDef
 from drivers.domxml.devices import (
     CharDevDef,
     DeviceView,
@@ -425,6 +426,11 @@ class DomainDef:
         return self._views(CharDevDef, "console")
 
     @property
+    def channels(self) -> list[ChannelDef]:
+        """``<channel>`` elements (virtio-serial ports such as the guest agent's)."""
+        return self._views(ChannelDef)
+
+    @property
     def graphics(self) -> list[GraphicsDef]:
         """``<graphics>``: at most one VNC display."""
         return self._views(GraphicsDef)
@@ -788,6 +794,8 @@ def _check_devices(root: etree._Element, devices: etree._Element) -> None:
                 f"{console.label}: only the first <console> can be the serial console; "
                 "write <target type='virtio'/> for the others."
             )
+    for channel in defn.channels:
+        channel.validate()
     graphics = defn.graphics
     for item in graphics:
         item.validate()

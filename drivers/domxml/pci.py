@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from lxml import etree
 
+from drivers.domxml import channels
 from drivers.domxml.tree import children, show
 from drivers.errors import InvalidXML
 
@@ -427,11 +428,20 @@ def _assign(devices: etree._Element, family: str) -> list[tuple[int, str]]:
         if family == "pc":
             write_address(usb, PciAddress(0, 0, 1, 2, False))
         _insert_controller(devices, usb)
-    if family == "q35" and "virtio-serial" not in types:
-        if any(_virtio_console(node) for node in children(devices, "console")):
+    virtio_channels = [
+        node
+        for node in children(devices, "channel")
+        if channels.ChannelDef(node).target_type == "virtio"
+    ]
+    if "virtio-serial" not in types:
+        consoles = family == "q35" and any(
+            _virtio_console(node) for node in children(devices, "console")
+        )
+        if consoles or virtio_channels:
             _insert_controller(
                 devices, etree.Element("controller", type="virtio-serial", index="0")
             )
+    channels.assign_ports(devices)
     if "scsi" not in types and any(_bus(disk) == "scsi" for disk in children(devices, "disk")):
         _insert_controller(
             devices, etree.Element("controller", type="scsi", index="0", model="virtio-scsi")
@@ -550,6 +560,7 @@ def strip_runtime(root: etree._Element) -> None:
         parent = alias.getparent()
         if parent is not None:
             parent.remove(alias)
+    channels.strip_state(devices, root.findtext("name") or "")
     for node in devices:
         if node.tag not in ("serial", "console", "parallel", "channel"):
             continue

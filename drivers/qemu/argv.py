@@ -11,7 +11,7 @@ and the ``<controller type='pci'>`` elements become their QEMU devices (``pcie-r
 device without an address is left for QEMU to place (the drivers give every device an
 address when a domain is defined: :func:`drivers.domxml.pci.assign_addresses`).
 
-Elements the typed view does not model (``<channel>``, ``<sound>``,
+Elements the typed view does not model (``<sound>``,
 ``<qemu:commandline>`` …) are kept in the XML but do not change the command line;
 controllers the XML does not list are added here as the modelled devices need them.
 
@@ -30,9 +30,11 @@ from typing import Any
 from lxml import etree
 
 from drivers.domxml import CharDevDef, DiskDef, DomainDef
+from drivers.domxml.channels import channel_problems
 from drivers.domxml.pci import CONTROLLER_DRIVERS, bus_name, read_address
 from drivers.domxml.tree import show
 from drivers.errors import InvalidXML
+from drivers.qemu import channels
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,6 @@ def _machine_family(machine: str) -> str:
 # silently left out of the guest), each with what to do instead. docs/devices.md lists them.
 _REFUSED_DEVICES = {
     "sound": "sound cards are not implemented; remove <sound> (the guest has no audio device)",
-    "channel": "channels (guest agent, spicevmc) are not implemented; remove <channel>",
     "filesystem": "shared folders (virtiofs, 9p) are not implemented; remove <filesystem> "
     "and share files over the network or a disk image",
     "hostdev": "device passthrough is not implemented; remove <hostdev>",
@@ -193,11 +194,13 @@ def refused_devices(defn: DomainDef) -> list[str]:
             )
         elif tag == "rng":
             problems.extend(_rng_problems(node))
+
         elif tag == "audio" and node.get("type") not in (None, "none"):
             problems.append(
                 f"<audio type='{node.get('type')}'>: only type='none' is implemented; write "
                 "<audio id='1' type='none'/> or remove it."
             )
+    problems.extend(channel_problems(devices))
     return problems
 
 
@@ -218,6 +221,8 @@ def chardev_aliases(defn: DomainDef) -> dict[str, list[CharDevDef]]:
             aliases.setdefault("charserial0", []).append(console)
         else:
             aliases[f"charconsole{index}"] = [console]
+    for index, channel in enumerate(defn.channels):
+        aliases[f"charchannel{index}"] = [channel]
     return aliases
 
 
@@ -372,6 +377,7 @@ class _Builder:
         self.disks()
         self.nics()
         self.chardevs()
+        channels.ports(self)
         self.graphics()
         self.inputs()
         self.misc_devices()
@@ -477,11 +483,7 @@ class _Builder:
             nodes = self.controller_nodes("scsi")
             props.update(self.pci(nodes[0] if nodes else None, "<controller type='scsi'>"))
             self.device(props, "the SCSI controller")
-        if any(console.target_type == "virtio" for console in defn.consoles):
-            props = {"driver": "virtio-serial-pci", "id": "virtio-serial0"}
-            nodes = self.controller_nodes("virtio-serial")
-            props.update(self.pci(nodes[0] if nodes else None, "<controller type='virtio-serial'>"))
-            self.device(props, "the virtio-serial controller")
+        channels.controllers(self)
 
     def boot_indexes(self) -> tuple[dict[int, int], dict[int, int]]:
         """Boot index per disk and per NIC (by list position)."""
@@ -616,6 +618,15 @@ class _Builder:
                 netdev: dict[str, Any] = {
                     "type": "bridge",
                     "br": nic.source_bridge,
+                    "id": netdev_id,
+                }
+            elif nic.type == "ethernet":
+                # An existing tap (managed='no'); libvirt opens it and passes the fd.
+                netdev = {
+                    "type": "tap",
+                    "ifname": nic.target_dev,
+                    "script": "no",
+                    "downscript": "no",
                     "id": netdev_id,
                 }
             else:

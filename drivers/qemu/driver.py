@@ -37,7 +37,9 @@ from typing import Any
 from drivers import fsutil
 from drivers.api import ConsoleStream
 from drivers.domxml import DomainDef, parse_domain
+from drivers.domxml.channels import GUEST_AGENT
 from drivers.errors import (
+    AgentUnavailable,
     ConnectionFailed,
     DomainBusy,
     HypervisorError,
@@ -47,7 +49,15 @@ from drivers.errors import (
     OperationInvalid,
     VirtError,
 )
-from drivers.model import ConsoleLine, DomainState, PausedReason, StatsSample
+from drivers.model import (
+    ConsoleLine,
+    DomainState,
+    InterfaceAddresses,
+    PausedReason,
+    StatsSample,
+)
+from drivers.qemu import addresses, channels
+from drivers.qemu.agent import GuestAgent
 from drivers.qemu.argv import (
     LaunchContext,
     build_argv,
@@ -127,6 +137,10 @@ class QemuRegistry(DomainRegistry):
         #: Who holds each domain's interactive console (by UUID).
         self.consoles: dict[str, Attachment] = {}
         self.sampler = Sampler(self.sorted)
+        #: The guest agent of each active domain that has its channel (by UUID).
+        self.agents: dict[str, GuestAgent] = {}
+        #: Where the 'lease' source looks (dnsmasq and libvirt lease files).
+        self.lease_files: tuple[str, ...] = addresses.LEASE_FILES
         self.pool = DirectoryPool(root / "images", self.users_of)
         for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -179,6 +193,9 @@ class QemuRegistry(DomainRegistry):
         for console in list(self.console_logs.values()):
             await console.stop()
         self.console_logs.clear()
+        for agent in list(self.agents.values()):
+            await agent.close()
+        self.agents.clear()
         await super().detach_all()
 
     def stats_stream(self, interval: float) -> AsyncIterator[StatsSample]:
@@ -302,6 +319,9 @@ class QemuRegistry(DomainRegistry):
         console = self.console_logs.pop(rt.uuid, None)
         if console is not None:
             asyncio.get_running_loop().create_task(console.stop())
+        agent = self.agents.pop(rt.uuid, None)
+        if agent is not None:
+            asyncio.get_running_loop().create_task(agent.close())
         super().stopped(rt)
 
     def dump_path(self, rt: DomainRuntime) -> str | None:
@@ -396,6 +416,7 @@ class QemuRegistry(DomainRegistry):
         rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
         if alive:
             self._follow_console(rt)
+            await self._adopt_channels(rt)
         if alive and (rt.flags.migration_out or rt.reason is PausedReason.MIGRATION):
             from drivers.qemu.migration import recover
 
@@ -422,6 +443,10 @@ class QemuRegistry(DomainRegistry):
 
     def _monitor(self, rt: DomainRuntime) -> Monitor:
         def on_event(name: str, data: Mapping[str, Any], when: float) -> None:
+            if name == "VSERPORT_CHANGE":
+                # A port's guest side opened or closed: device state, not domain state.
+                self._port_changed(rt, str(data.get("id", "")), data.get("open") is True)
+                return
             rt.feed(name, data, when or None)
 
         def on_eof() -> None:
@@ -438,6 +463,8 @@ class QemuRegistry(DomainRegistry):
         run_dir = self._run_dir(rt.name)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         mon_path = run_dir / "monitor.sock"
+        channels.fill_socket_paths(live, run_dir)
+        self._make_agent(rt, live)
         listener = _bind_monitor(mon_path)
         domid = self._next_id
         self._next_id += 1
@@ -460,6 +487,9 @@ class QemuRegistry(DomainRegistry):
         try:
             await monitor.connect(await _connect_unix(mon_path))
         except VirtError as err:
+            agent = self.agents.pop(rt.uuid, None)
+            if agent is not None:
+                await agent.close()
             process.signal(signal.SIGKILL)
             await process.wait(5.0)
             process.close()
@@ -470,11 +500,16 @@ class QemuRegistry(DomainRegistry):
                 + f" (full log: {log_path})."
             ) from err
         backend = QemuBackend(process, monitor)
-        await self._fill_live(live, monitor)
+        agent = self.agents.get(rt.uuid)
+        if agent is not None:
+            agent.start()  # before the guest runs: its agent must find the host side there
+        await self._fill_live(live, monitor, agent)
         self._follow_console_of(rt, live)
         return backend
 
-    async def _fill_live(self, live: DomainDef, monitor: Monitor) -> None:
+    async def _fill_live(
+        self, live: DomainDef, monitor: Monitor, agent: GuestAgent | None = None
+    ) -> None:
         """Tell QEMU what the command line cannot carry, and record what QEMU chose."""
         for graphics in live.graphics:
             if graphics.passwd:
@@ -483,17 +518,106 @@ class QemuRegistry(DomainRegistry):
                     "set_password", {"protocol": "vnc", "password": graphics.passwd}
                 )
         aliases = chardev_aliases(live)
-        if not any(c.type == "pty" for devs in aliases.values() for c in devs):
+        ptys = any(c.type == "pty" for devs in aliases.values() for c in devs)
+        if not ptys and not live.channels:
             return
         with contextlib.suppress(VirtError):
             chardevs = await monitor.execute("query-chardev")
+            self._port_states(live, chardevs, agent)
             for chardev in chardevs:
+                label = str(chardev.get("label"))
                 filename = str(chardev.get("filename", ""))
                 if not filename.startswith("pty:"):
                     continue
-                for device in aliases.get(str(chardev.get("label")), []):
+                for device in aliases.get(label, []):
                     if device.type == "pty":
                         device.source_path = filename.removeprefix("pty:")
+
+    # --- channels and the guest agent ---------------------------------------------------
+
+    def _make_agent(self, rt: DomainRuntime, live: DomainDef) -> None:
+        found = channels.agent_channel(live)
+        if found is None or not found[1].source_path:
+            return
+        old = self.agents.pop(rt.uuid, None)
+        if old is not None:
+            asyncio.get_running_loop().create_task(old.close())
+        self.agents[rt.uuid] = GuestAgent(rt.name, Path(found[1].source_path))
+
+    def _port_state(
+        self, live: DomainDef, alias: str, is_open: bool, agent: GuestAgent | None
+    ) -> None:
+        """Record in the live definition whether the guest has channel ``alias`` open,
+        and tell the guest agent when it is its port."""
+        if not alias.startswith("channel") or not alias[7:].isdigit():
+            return
+        index = int(alias[7:])
+        found = live.channels
+        if index >= len(found):
+            return
+        channel = found[index]
+        if channel.target_type == "virtio":
+            channel.state = "connected" if is_open else "disconnected"
+        agent_channel = channels.agent_channel(live)
+        if agent is not None and agent_channel is not None and agent_channel[0] == index:
+            agent.set_port_open(is_open)
+
+    async def _adopt_channels(self, rt: DomainRuntime) -> None:
+        """After a reconnect: the agent again, and whether the guest has its ports open."""
+        live, backend = rt.live, rt.backend
+        if live is None or backend is None or not live.channels:
+            return
+        self._make_agent(rt, live)
+        agent = self.agents.get(rt.uuid)
+        if agent is not None:
+            agent.start()
+        with contextlib.suppress(VirtError):
+            self._port_states(live, await backend.execute("query-chardev"), agent)
+
+    def _port_states(self, live: DomainDef, chardevs: Any, agent: GuestAgent | None) -> None:
+        """The channels' port states from a ``query-chardev`` reply (``frontend-open``)."""
+        for chardev in chardevs if isinstance(chardevs, list) else []:
+            label = str(chardev.get("label"))
+            if label.startswith("charchannel") and "frontend-open" in chardev:
+                is_open = chardev["frontend-open"] is True
+                self._port_state(live, label.removeprefix("char"), is_open, agent)
+
+    def _port_changed(self, rt: DomainRuntime, alias: str, is_open: bool) -> None:
+        if rt.live is not None:
+            self._port_state(rt.live, alias, is_open, self.agents.get(rt.uuid))
+
+    def _agent(self, rt: DomainRuntime) -> GuestAgent:
+        agent = self.agents.get(rt.uuid)
+        if agent is None:
+            raise AgentUnavailable(
+                f"Domain '{rt.name}' has no guest agent channel; add <channel type='unix'>"
+                f"<target type='virtio' name='{GUEST_AGENT}'/></channel> to its "
+                "definition (it takes effect at the next start) and install "
+                "qemu-guest-agent in the guest."
+            )
+        return agent
+
+    async def agent_shutdown(self, rt: DomainRuntime) -> None:
+        await self._agent(rt).shutdown()
+
+    async def interface_addresses(self, rt: DomainRuntime, source: str) -> list[InterfaceAddresses]:
+        if source == "agent":
+            return await self._agent(rt).network_interfaces()
+        defn = rt.definition
+        if source == "arp":
+            table = addresses.arp_table()
+        else:
+            table = addresses.leases(addresses.lease_paths(self.lease_files))
+        found, visible = addresses.host_view(defn, table)
+        if defn.interfaces and not visible:
+            what = "ARP table" if source == "arp" else "DHCP lease files"
+            raise NotSupported(
+                f"Domain '{rt.name}' has only user-mode network interfaces; the host's "
+                f"{what} cannot see a guest behind QEMU's user-mode NAT (its DHCP server "
+                "keeps its leases to itself). Use --source agent (qemu-guest-agent in the "
+                "guest), or give the domain a bridge or tap interface."
+            )
+        return found
 
 
 @contextlib.contextmanager

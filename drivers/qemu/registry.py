@@ -17,8 +17,16 @@ from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
 from drivers.domxml import DomainDef, parse_domain
 from drivers.domxml.domain import assign_pci_addresses
 from drivers.domxml.pci import strip_runtime
-from drivers.errors import DomainExists, NoSuchDomain, NotSupported, OperationInvalid
+from drivers.errors import (
+    DomainExists,
+    InvalidArgument,
+    NoSuchDomain,
+    NotSupported,
+    OperationInvalid,
+)
 from drivers.model import (
+    ADDRESS_SOURCES,
+    SHUTDOWN_MODES,
     ConnectionClosedEvent,
     ConsoleLine,
     DefinedDetail,
@@ -30,6 +38,7 @@ from drivers.model import (
     EventType,
     HostInfo,
     IncomingMigration,
+    InterfaceAddresses,
     JobInfo,
     LifecycleEvent,
     MigrationSource,
@@ -139,6 +148,14 @@ class DomainRegistry(abc.ABC):
     def hypervisor_version(self) -> str:
         return VERSION
 
+    # --- guest agent and addresses (drivers that have them override these) ---------------
+
+    async def interface_addresses(self, rt: DomainRuntime, source: str) -> list[InterfaceAddresses]:
+        raise NotSupported(f"Domain '{rt.name}' reports no addresses on this driver.")
+
+    async def agent_shutdown(self, rt: DomainRuntime) -> None:
+        raise NotSupported(f"Domain '{rt.name}' has no guest agent on this driver.")
+
     # --- Host hooks -------------------------------------------------------------------
 
     def publish(self, event: DomainEvent) -> None:
@@ -236,6 +253,22 @@ class DomainRegistry(abc.ABC):
             await rt.detach()
 
 
+def check_address_source(source: str) -> None:
+    if source not in ADDRESS_SOURCES:
+        raise InvalidArgument(
+            f"Unknown address source '{source}'; write lease, agent or arp "
+            "(virtdeck domifaddr --source agent)."
+        )
+
+
+def check_shutdown_mode(mode: str) -> None:
+    if mode not in SHUTDOWN_MODES:
+        raise InvalidArgument(
+            f"Unknown shutdown mode '{mode}'; write acpi (the power button) or agent (the "
+            "guest agent): virtdeck shutdown --mode agent DOMAIN."
+        )
+
+
 def prepare_definition(defn: DomainDef) -> None:
     """What libvirt's QEMU driver does to a definition when it is defined: drop the parts
     only a running domain has, and give every PCI device an address (stored, so the
@@ -270,8 +303,22 @@ class RuntimeDomain(Domain):
     async def start(self, paused: bool = False) -> None:
         await self.runtime.start(paused)
 
-    async def shutdown(self) -> None:
-        await self.runtime.shutdown()
+    async def shutdown(self, mode: str = "acpi") -> None:
+        check_shutdown_mode(mode)
+        rt = self.runtime
+        if mode == "agent":
+            await rt.shutdown(lambda: self._registry.agent_shutdown(rt))
+        else:
+            await rt.shutdown()
+
+    async def interface_addresses(self, source: str = "lease") -> list[InterfaceAddresses]:
+        check_address_source(source)
+        rt = self.runtime
+        if not rt.active:
+            raise OperationInvalid(
+                f"Domain '{rt.name}' is not running; its addresses are known only while it runs."
+            )
+        return await self._registry.interface_addresses(rt, source)
 
     async def reboot(self) -> None:
         await self.runtime.reboot()
@@ -370,7 +417,7 @@ class RegistryConnection(Connection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        caps = {"migration"}
+        caps = {"migration", "interface-addresses"}
         if self.registry.pool is not None:
             caps.add("storage")
         return frozenset(caps)

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -400,12 +400,20 @@ class DomainRuntime:
                 lambda: self.state is DomainState.RUNNING or not self.active, "resume"
             )
 
-    async def shutdown(self) -> None:
+    async def shutdown(self, request: Callable[[], Awaitable[None]] | None = None) -> None:
+        """ACPI power button, or ``request`` (the guest agent's ``guest-shutdown``)."""
         async with self.jobs.job("shutdown"):
             backend = self._require_running("shut down")
             restart = self.definition.on_poweroff is LifecycleAction.RESTART
             self.set_flags(fake_reboot=restart)
-            await backend.execute("system_powerdown")
+            if request is None:
+                await backend.execute("system_powerdown")
+                return
+            try:
+                await request()
+            except BaseException:
+                self.set_flags(fake_reboot=False)
+                raise
 
     async def reboot(self) -> None:
         async with self.jobs.job("reboot"):

@@ -13,6 +13,7 @@ from drivers.model import (
     DomainIdentity,
     DomainInfo,
     DomainState,
+    InterfaceAddresses,
     JobInfo,
     MigrationSource,
     StateReason,
@@ -39,8 +40,14 @@ class DomainCalls(DomainIdentity):
     async def start(self, paused: bool = False) -> None:
         await self._call("start", paused=paused)
 
-    async def shutdown(self) -> None:
-        await self._call("shutdown")
+    async def shutdown(self, mode: str = "acpi") -> None:
+        if mode == "acpi":
+            await self._call("shutdown")  # what every daemon version understands
+        else:
+            await self._call("shutdown", mode=mode)
+
+    async def interface_addresses(self, source: str = "lease") -> list[InterfaceAddresses]:
+        return p.interfaces_from_wire(await self._call("interface_addresses", source=source))
 
     async def reboot(self) -> None:
         await self._call("reboot")

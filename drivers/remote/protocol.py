@@ -32,6 +32,8 @@ from drivers.model import (
     HostInfo,
     HostStats,
     IncomingMigration,
+    InterfaceAddresses,
+    IPAddress,
     JobInfo,
     JobPhase,
     JobProgressEvent,
@@ -299,6 +301,36 @@ def pool_to_wire(i: PoolInfo) -> dict[str, Any]:
 
 def pool_from_wire(d: Any) -> PoolInfo:
     return from_wire(PoolInfo, d)
+
+
+def interfaces_to_wire(found: list[InterfaceAddresses]) -> list[dict[str, Any]]:
+    return [
+        {
+            "name": i.name,
+            "hwaddr": i.hwaddr,
+            "addresses": [[a.type, a.address, a.prefix] for a in i.addresses],
+        }
+        for i in found
+    ]
+
+
+def interfaces_from_wire(data: Any) -> list[InterfaceAddresses]:
+    if not isinstance(data, list):
+        raise ProtocolError("Expected a list of interfaces.")
+    try:
+        return [
+            InterfaceAddresses(
+                name=str(item["name"]),
+                hwaddr=None if item.get("hwaddr") is None else str(item["hwaddr"]),
+                addresses=tuple(
+                    IPAddress(type=str(kind), address=str(addr), prefix=int(prefix))
+                    for kind, addr, prefix in item.get("addresses", [])
+                ),
+            )
+            for item in data
+        ]
+    except (KeyError, TypeError, ValueError, AttributeError) as err:
+        raise ProtocolError(f"An interface list from the daemon is malformed: {err}.") from err
 
 
 def job_to_wire(j: JobInfo) -> dict[str, Any]:

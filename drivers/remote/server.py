@@ -187,6 +187,16 @@ async def _job_info(conn: Connection, args: dict[str, Any]) -> Any:
     return p.job_to_wire(await (await _domain(conn, args)).job_info())
 
 
+async def _shutdown(conn: Connection, args: dict[str, Any]) -> Any:
+    await (await _domain(conn, args)).shutdown(_arg(args, "mode", str, "acpi"))
+
+
+async def _interface_addresses(conn: Connection, args: dict[str, Any]) -> Any:
+    dom = await _domain(conn, args)
+    found = await dom.interface_addresses(_arg(args, "source", str, "lease"))
+    return p.interfaces_to_wire(found)
+
+
 async def _free_memory(conn: Connection, args: dict[str, Any]) -> Any:
     return await conn.free_memory()
 
@@ -218,10 +228,11 @@ METHODS: dict[str, Handler] = {
     "domain.info": _info,
     "domain.xml": _xml,
     "domain.id": _id,
+    "domain.shutdown": _shutdown,
+    "domain.interface_addresses": _interface_addresses,
     **{
         f"domain.{name}": _simple(name)
         for name in (
-            "shutdown",
             "reboot",
             "reset",
             "suspend",

@@ -33,6 +33,8 @@ from drivers.model import (
     ConsoleLine,
     CrashedReason,
     DomainState,
+    InterfaceAddresses,
+    IPAddress,
     PausedReason,
     RunningReason,
     ShutoffReason,
@@ -268,6 +270,32 @@ class TestRegistry(DomainRegistry):
     def sample(self) -> StatsSample:
         """The host and its active domains now (by the test driver's clock)."""
         return simstats.sample(self.sorted(), clock(), self.cpus, self.memory)
+
+    async def interface_addresses(
+        self, rt: DomainRuntime, source: str
+    ) -> list[InterfaceAddresses]:
+        """Made-up addresses for every NIC, whatever the source, as libvirt's test driver
+        gives them: ``testnetN``, 192.168.122.x/24 on networks (x grows with the domain
+        id), 192.168.0.(N+1)/24 otherwise."""
+        domid = rt.domid or 1
+        found: list[InterfaceAddresses] = []
+        for index, nic in enumerate(rt.definition.interfaces):
+            if nic.type == "network":
+                address = f"192.168.122.{((domid - 1) * 20 + index + 3) % 256}"
+            else:
+                address = f"192.168.0.{(index + 1) % 256}"
+            found.append(
+                InterfaceAddresses(
+                    name=f"testnet{index}",
+                    hwaddr=nic.mac,
+                    addresses=(IPAddress(type="ipv4", address=address, prefix=24),),
+                )
+            )
+        return found
+
+    async def agent_shutdown(self, rt: DomainRuntime) -> None:
+        # The simulated guest's agent powers it off, a moment later, as a real one does.
+        asyncio.get_running_loop().call_soon(self.simulated(rt.name).guest_poweroff)
 
     def simulated(self, name: str) -> SimulatedQemu:
         """The simulated QEMU of a running domain, to make its guest act (tests, demo)."""

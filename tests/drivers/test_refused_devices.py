@@ -22,8 +22,21 @@ REFUSED = {
     "<rng model='hwrng'><backend model='random'/></rng>": (
         "<rng model='hwrng'>: only model='virtio' is implemented"
     ),
-    "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>": (
-        "<channel>: channels (guest agent, spicevmc) are not implemented; remove <channel>"
+    "<channel type='spicevmc'><target type='virtio' name='com.redhat.spice.0'/></channel>": (
+        "<channel type='spicevmc'> is not supported: it needs a SPICE display"
+    ),
+    "<channel type='spiceport'><target type='virtio' name='org.qemu.console.0'/></channel>": (
+        "<channel type='spiceport'> is not supported: it needs a SPICE display"
+    ),
+    "<channel type='unix'><target type='guestfwd' address='10.0.2.1' port='4600'/></channel>": (
+        "<channel> #1 <target type='guestfwd'> is not supported: virtdeck builds virtio-serial"
+    ),
+    "<channel type='pty'><target type='xen' name='org.qemu.guest_agent.0'/></channel>": (
+        "<channel> 'org.qemu.guest_agent.0' <target type='xen'> is not supported"
+    ),
+    "<channel type='tcp'><source mode='bind' host='127.0.0.1' service='4555'/>"
+    "<target type='virtio' name='a.0'/></channel>": (
+        "<channel type='tcp'> is not supported: only unix and pty channels are implemented"
     ),
     "<filesystem type='mount'><source dir='/srv'/><target dir='srv'/></filesystem>": (
         "<filesystem>: shared folders (virtiofs, 9p) are not implemented"
@@ -44,6 +57,15 @@ def test_refused_device_names_the_element(element: str) -> None:
 def test_what_libvirt_writes_by_default_is_accepted() -> None:
     # libvirt's dumpxml: <audio type='none'>, ps2 inputs, usb/sata/pci controllers
     assert refused_devices(parse_domain(Q35_LIBVIRT)) == []
+
+
+def test_guest_agent_and_pty_channels_are_accepted() -> None:
+    # virt-manager's default guest agent channel, and a pty channel
+    channels = (
+        "<channel type='unix'><target type='virtio' name='org.qemu.guest_agent.0'/></channel>"
+        "<channel type='pty'><target type='virtio' name='com.example.0'/></channel>"
+    )
+    assert refused_devices(parse_domain(domain("q35", channels))) == []
 
 
 async def test_define_refuses_and_stores_nothing(short_tmp: Path) -> None:

@@ -66,14 +66,38 @@ RECIPE_VERSION = 2
 
 META_PACKAGE = "linux-image-cloud-amd64"
 BUSYBOX_PACKAGE = "busybox-static"
-#: insmod order matters: pvpanic-mmio depends on pvpanic.
-MODULES: tuple[str, ...] = ("pvpanic", "pvpanic-mmio", "evdev", "button")
+#: insmod order matters: pvpanic-mmio depends on pvpanic; the virtio chain (virtio-pci
+#: for the devices, virtio_net for NICs, virtio_console for channels) in dependency order.
+MODULES: tuple[str, ...] = (
+    "pvpanic",
+    "pvpanic-mmio",
+    "evdev",
+    "button",
+    "virtio_ring",
+    "virtio",
+    "virtio_pci_modern_dev",
+    "virtio_pci_legacy_dev",
+    "virtio_pci",
+    "failover",
+    "net_failover",
+    "virtio_net",
+    "virtio_console",
+)
 #: Where the modules usually live below lib/modules/<kver>/ (searched first).
 _MODULE_HINTS = {
     "pvpanic": "kernel/drivers/misc/pvpanic",
     "pvpanic-mmio": "kernel/drivers/misc/pvpanic",
     "evdev": "kernel/drivers/input",
     "button": "kernel/drivers/acpi",
+    "virtio_ring": "kernel/drivers/virtio",
+    "virtio": "kernel/drivers/virtio",
+    "virtio_pci_modern_dev": "kernel/drivers/virtio",
+    "virtio_pci_legacy_dev": "kernel/drivers/virtio",
+    "virtio_pci": "kernel/drivers/virtio",
+    "failover": "kernel/net/core",
+    "net_failover": "kernel/drivers/net",
+    "virtio_net": "kernel/drivers/net",
+    "virtio_console": "kernel/drivers/char",
 }
 INIT_SH = Path(__file__).with_name("init.sh")
 POWER_BUTTON_HANDLER = "#!/bin/sh\npoweroff -f\n"

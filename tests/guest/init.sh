@@ -4,8 +4,11 @@
 #
 # Protocol on the console (ttyS0 via console=ttyS0), one line each:
 #   guest -> host  VIRTDECK-GUEST-READY uptime=<s> kernel=<uname -r>   (once per boot)
-#   host -> guest  ping | reboot | poweroff | panic | sh <cmd>
+#   host -> guest  ping | reboot | poweroff | panic | sh <cmd> | agent
 #   guest -> host  VIRTDECK-PONG | VIRTDECK-DONE rc=<n> | VIRTDECK-UNKNOWN <line>
+#                  | VIRTDECK-AGENT <port>|none
+# `agent` starts a stand-in for qemu-guest-agent (the guest has none) on the
+# org.qemu.guest_agent.0 virtio port: the handshake and the few commands virtdeck sends.
 # The kernel parameter virtdeck.cmd=<cmd> (or virtdeck.cmd="<cmd with spaces>")
 # runs <cmd> right after the READY line.
 #
@@ -27,7 +30,8 @@ exec </dev/console >/dev/console 2>&1
 # No echo: the host matches whole lines and must not see its own commands.
 stty -echo 2>/dev/null
 
-for m in pvpanic pvpanic-mmio evdev button; do
+for m in pvpanic pvpanic-mmio evdev button virtio_ring virtio virtio_pci_modern_dev \
+         virtio_pci_legacy_dev virtio_pci failover net_failover virtio_net virtio_console; do
     if [ -e "/lib/modules/$m.ko" ]; then
         insmod "/lib/modules/$m.ko" || echo "VIRTDECK-WARN insmod $m failed"
     fi
@@ -63,6 +67,60 @@ acpid -c /etc/acpi -l /var/log/acpid.log -p /var/run/acpid.pid ||
 
 CR=$(printf '\r')
 
+# --- the stand-in guest agent --------------------------------------------------------
+
+agent_port() {
+    for p in /sys/class/virtio-ports/*; do
+        if [ "$(cat "$p/name" 2>/dev/null)" = org.qemu.guest_agent.0 ]; then
+            echo "/dev/${p##*/}"
+            return
+        fi
+    done
+}
+
+# guest-network-get-interfaces from what the kernel says (ip and /sys).
+agent_interfaces() {
+    sep=''
+    printf '['
+    for d in /sys/class/net/*; do
+        i=${d##*/}
+        printf '%s{"name":"%s","hardware-address":"%s","ip-addresses":[' \
+            "$sep" "$i" "$(cat "$d/address")"
+        ip -o addr show dev "$i" | awk '$3 == "inet" || $3 == "inet6" {
+            split($4, a, "/"); t = ($3 == "inet6") ? "ipv6" : "ipv4"
+            printf "%s{\"ip-address-type\":\"%s\",\"ip-address\":\"%s\",\"prefix\":%s}",
+                (n++ ? "," : ""), t, a[1], a[2] }'
+        printf ']}'
+        sep=','
+    done
+    printf ']'
+}
+
+agent_serve() {
+    # Like qemu-ga: while no host client is connected the port reads end-of-file; wait
+    # and read on (the port stays open).
+    while :; do
+        agent_loop
+        usleep 200000
+    done
+}
+
+agent_loop() {
+    while read -r req; do
+        case "$req" in
+            *guest-sync-delimited*)
+                id=$(echo "$req" | sed -n 's/.*"id": *\([0-9]*\).*/\1/p')
+                printf '\377{"return": %s}\n' "$id" ;;
+            *guest-ping*) echo '{"return": {}}' ;;
+            *guest-info*)
+                echo '{"return": {"version": "virtdeck-test-agent", "supported_commands": []}}' ;;
+            *guest-network-get-interfaces*) printf '{"return": %s}\n' "$(agent_interfaces)" ;;
+            *guest-shutdown*) poweroff -f ;;
+            *) echo '{"error": {"class": "CommandNotFound", "desc": "not in the test agent"}}' ;;
+        esac
+    done
+}
+
 run_cmd() {
     c=$1
     case "$c" in
@@ -71,6 +129,16 @@ run_cmd() {
         reboot) reboot -f ;;
         poweroff) poweroff -f ;;
         panic) echo c >/proc/sysrq-trigger ;;
+        agent)
+            port=$(agent_port)
+            if [ -n "$port" ]; then
+                # one open, read-write: a virtio port takes a single opener
+                (agent_serve <>"$port" >&0 2>/dev/null &)
+                echo "VIRTDECK-AGENT $port"
+            else
+                echo "VIRTDECK-AGENT none"
+            fi
+            ;;
         "sh "*)
             sh -c "${c#sh }" </dev/null
             echo "VIRTDECK-DONE rc=$?"

@@ -114,7 +114,7 @@ async def select(pilot: Pilot[None], app: VirtdeckApp, name: str, host: str | No
 
 
 #: Worker groups that live as long as their host's link (or their screen).
-LONG_LIVED = frozenset({"hosts", "stats", "console", "logs"})
+LONG_LIVED = frozenset({"hosts", "stats", "addresses", "console", "logs"})
 
 
 async def settle(app: VirtdeckApp) -> None:

@@ -56,6 +56,8 @@ async def ready(pilot: Pilot[None]) -> None:
         return all(app.store.hosts[h].figures is not None for h in STATS_HOSTS)
 
     await until(pilot, loaded)
+    # every host's first round of IP addresses (fixed ones: the test driver's)
+    await until(pilot, lambda: all(app.address_rounds.get(h) for h in app.store.hosts))
     # The first live samples (the frozen clock makes every later one the same), then the
     # history they would have made: the sparklines are full and hold still.
     await until(pilot, sampled)

@@ -191,6 +191,8 @@ class DetailsScreen(Screen[None]):
         uptime = "" if row is None else uptime_text(row, self.vapp.clock.wall())
         if uptime:
             grid.add_row("Uptime", uptime)
+        if row is not None and row.ip and row.state.is_active:
+            grid.add_row("IP address", _t(row.ip))
         ov = self.overview
         parts: list[RenderableType] = [grid]
         if ov is None:

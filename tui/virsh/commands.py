@@ -16,6 +16,7 @@ from tui.virsh.console import CONSOLE, LOGS
 from tui.virsh.domstats import DOMSTATS
 from tui.virsh.event import EVENT
 from tui.virsh.formats import cpu_seconds, field, info_line, table
+from tui.virsh.guest import DOMIFADDR, SHUTDOWN
 from tui.virsh.migrate import DOMJOBABORT, DOMJOBINFO, MIGRATE
 from tui.virsh.options import (
     Args,
@@ -221,7 +222,6 @@ def _lifecycle(method: str, done: str) -> Callable[[Shell, Args], Awaitable[bool
     return command
 
 
-cmd_shutdown = _lifecycle("shutdown", "is being shutdown")
 cmd_reboot = _lifecycle("reboot", "is being rebooted")
 cmd_reset = _lifecycle("reset", "was reset")
 cmd_suspend = _lifecycle("suspend", "suspended")
@@ -349,12 +349,7 @@ DOMAIN_MANAGEMENT = Group(
             "reset", "reset a domain", "Reset the target domain as if by power button", cmd_reset
         ),
         _verb("resume", "resume a domain", "Resume a previously suspended domain.", cmd_resume),
-        _verb(
-            "shutdown",
-            "gracefully shutdown a domain",
-            "Run shutdown in the target domain.",
-            cmd_shutdown,
-        ),
+        SHUTDOWN,
         Command(
             "start",
             "start a (previously defined) inactive domain",
@@ -398,6 +393,7 @@ GROUPS = (
                 "Returns basic information about the domain.",
                 cmd_dominfo,
             ),
+            DOMIFADDR,
             DOMJOBINFO,
             Command(
                 "domstate",

@@ -41,6 +41,7 @@ COLUMNS: tuple[tuple[str, str, int], ...] = (
     ("vcpus", "vCPUs", 7),
     ("memory", "Memory", 8),
     ("uptime", "Uptime", 8),
+    ("ip", "IP", 15),
     # the statistics: a value, then its sparkline (hidden until a host sends statistics)
     ("cpu", "CPU", 5),
     ("cpu_spark", "", 8),
@@ -55,7 +56,9 @@ SORTABLE = ("host", "name", "state", "vcpus", "memory", "uptime", "cpu", "rss", 
 #: Columns whose first sort shows the biggest first (the busiest domain on top).
 BIGGEST_FIRST = frozenset({"cpu", "rss", "disk", "net"})
 _COLUMN_INDEX = {key: index for index, (key, _, _) in enumerate(COLUMNS)}
-BASE_COLUMNS = tuple(range(_COLUMN_INDEX["cpu"]))
+_FIRST_STATS = _COLUMN_INDEX["cpu"]
+_IP_COLUMN = _COLUMN_INDEX["ip"]
+BASE_COLUMNS = tuple(range(_FIRST_STATS))
 """The columns always shown."""
 STATS_GROUPS: tuple[tuple[int, int], ...] = tuple(
     (_COLUMN_INDEX[k], _COLUMN_INDEX[k] + 1) for k in ("cpu", "rss", "disk", "net")
@@ -157,6 +160,7 @@ def cell_inputs(row: DomainRow, look: Look, how: RowLook) -> tuple[object, ...]:
         (row.vcpus, lost),
         (row.memory_kib, lost),
         ("" if lost else uptime_text(row, look.now()), row.started),
+        ("" if lost or not row.state.is_active else row.ip,),
         *stats,
     )
 
@@ -181,12 +185,18 @@ def make_cell(
             return ("lost", (99, row.host, row.name.lower()), "state-lost", False)
         words = row.words
         return (words, (STATE_ORDER.get(row.state, 9), words), state_style_name(row.state), False)
-    if column >= 7:
+    if column >= _FIRST_STATS:
         figure = inputs[column]
         assert isinstance(figure, tuple)
-        spark = (column - 7) % 2 == 1
-        style = _SPARK_STYLES[(column - 7) // 2] if spark else PLAIN
+        spark = (column - _FIRST_STATS) % 2 == 1
+        style = _SPARK_STYLES[(column - _FIRST_STATS) // 2] if spark else PLAIN
         return (str(figure[0]), figure[1], style, not spark)
+    if column == _IP_COLUMN:
+        address = inputs[column]
+        assert isinstance(address, tuple)
+        # guest-provided (the agent's answer): inert, like every cell
+        text = inert(str(address[0]), one_line=True)
+        return (text, text, "state-lost" if lost else PLAIN, False)
     other = "state-lost" if lost else PLAIN
     if column == 4:
         return ("" if row.vcpus is None else str(row.vcpus), row.vcpus or 0, other, True)

@@ -1,0 +1,53 @@
+"""Each running domain's IP address for the table: which source to ask, which address to show.
+
+One worker per host asks its running domains in turn, every ADDRESS_INTERVAL seconds and
+soon after one starts: the guest agent first (it knows every interface), then the host's
+DHCP leases, then its ARP table; the first source with an answer wins. A source that
+cannot answer (no agent, user-mode NAT) just leaves the cell blank. The address shown is
+the first IPv4 address that is not loopback or link-local, else the first such IPv6 one.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Sequence
+
+from drivers.api import Domain
+from drivers.errors import VirtError
+from drivers.model import InterfaceAddresses
+
+#: Seconds between two rounds of a host's running domains.
+ADDRESS_INTERVAL = 5.0
+#: The sources tried, in order.
+SOURCES = ("agent", "lease", "arp")
+
+
+def pick_address(found: Sequence[InterfaceAddresses]) -> str:
+    """The address the table shows for these interfaces ('' when none is worth showing)."""
+    best6 = ""
+    for iface in found:
+        for addr in iface.addresses:
+            try:
+                parsed = ipaddress.ip_address(addr.address.split("%", 1)[0])
+            except ValueError:
+                continue
+            if parsed.is_loopback or parsed.is_link_local or parsed.is_unspecified:
+                continue
+            if parsed.version == 4:
+                return str(parsed)
+            if not best6:
+                best6 = str(parsed)
+    return best6
+
+
+async def domain_address(dom: Domain) -> str:
+    """Ask the sources in order; '' when none knows an address."""
+    for source in SOURCES:
+        try:
+            found = await dom.interface_addresses(source)
+        except VirtError:
+            continue
+        address = pick_address(found)
+        if address:
+            return address
+    return ""
