@@ -161,6 +161,7 @@ class LibvirtPeer:
         #: What /etc/libvirt held before this libvirtd ran (it adds empty directories).
         self._etc_before: set[Path] | None = None
         self._lock: int | None = None
+        self._command: list[str] | None = None
 
     # --- context manager ----------------------------------------------------------------
 
@@ -210,10 +211,16 @@ class LibvirtPeer:
             self._write_qemu_conf()
         else:
             command = self._in_private_namespace(command)
+        self._command = command
+        self._launch(pidfile)
+
+    def _launch(self, pidfile: Path) -> None:
+        """Run ``libvirtd -d`` and wait until it answers; sets :attr:`pid`."""
+        assert self._command is not None
         # -d: libvirtd forks and its parent exits once the daemon has initialised (or
         # failed to), so the return code tells whether it came up.
         done = subprocess.run(
-            command,
+            self._command,
             stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
@@ -244,6 +251,21 @@ class LibvirtPeer:
                 raise PeerUnavailable("libvirtd exited; see /var/log/libvirt/libvirtd.log")
             time.sleep(0.02)
         raise PeerUnavailable(f"libvirtd did not answer on {self.uri} within {START_TIMEOUT:g} s")
+
+    def halt(self) -> None:
+        """Stop libvirtd alone (SIGTERM, as an administrator's restart does): its domains'
+        QEMU processes go on running; :meth:`resume_daemon` starts it again."""
+        assert self.pid is not None, "start() first"
+        _kill(self.pid)
+        self.pid = None
+
+    def resume_daemon(self) -> None:
+        """Start libvirtd again after :meth:`halt`, with the same configuration; it
+        reconnects to the domains that kept running."""
+        assert self._scratch is not None and self.pid is None, "halt() first"
+        pidfile = self._scratch / "libvirtd.pid"
+        pidfile.unlink(missing_ok=True)
+        self._launch(pidfile)
 
     def _in_private_namespace(self, command: list[str]) -> list[str]:
         """``command`` run in a new mount namespace over this instance's own directories."""

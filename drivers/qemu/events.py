@@ -631,10 +631,15 @@ def _reconcile(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     if status == "suspended":
         return _to(0, ctx, PMSUSPENDED, PMSuspendedReason.UNKNOWN)
     if ctx.state is RUNNING or ctx.state is SHUTOFF:
-        if status == "shutdown" and not ctx.flags.paused_shutdown:
-            return _to(0, ctx, SHUTDOWN, ShutdownReason.UNKNOWN, actions=(Action.TERMINATE,))
-        if status == "shutdown":
+        if status == "shutdown" and ctx.flags.paused_shutdown:
             return _same(0, ctx, actions=(Action.FAKE_REBOOT,))
+        if status == "shutdown" and ctx.state is RUNNING and _shutdown_is_reboot(ctx):
+            # The guest powered off for a fake reboot while no daemon watched (its SHUTDOWN
+            # was never seen): as libvirt, in shutdown, and the reboot is finished now; the
+            # RESUME that follows (row 14) brings running (booted) and Resumed Unpaused.
+            return _to(0, ctx, SHUTDOWN, ShutdownReason.UNKNOWN, actions=(Action.FAKE_REBOOT,))
+        if status == "shutdown":
+            return _to(0, ctx, SHUTDOWN, ShutdownReason.UNKNOWN, actions=(Action.TERMINATE,))
         if status == "guest-panicked":
             return _to(0, ctx, CRASHED, CrashedReason.PANICKED)
         return _to(0, ctx, PAUSED, _PAUSED_FROM_QEMU.get(status, PausedReason.UNKNOWN))

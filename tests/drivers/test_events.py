@@ -7,7 +7,7 @@ other events, the follow-up actions and the flags afterwards.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import pytest
@@ -711,3 +711,40 @@ def test_reconcile(
     out = handle(Context(state[0], state[1]), Trigger.RECONCILE, {"alive": alive, "status": status})
     assert out.state == expected
     assert out.lifecycle == ()
+
+
+@pytest.mark.parametrize(
+    ("flags", "on_poweroff", "expected"),
+    [
+        (Flags(), A.DESTROY, Action.TERMINATE),
+        (Flags(fake_reboot=True), A.DESTROY, Action.FAKE_REBOOT),
+        (Flags(), A.RESTART, Action.FAKE_REBOOT),
+        (Flags(paused_shutdown=True), A.DESTROY, Action.FAKE_REBOOT),
+    ],
+    ids=["guest-powered-off", "fake-reboot-pending", "on-poweroff-restart", "reset-pending"],
+)
+def test_reconcile_of_a_guest_that_powered_off_without_a_daemon(
+    flags: Flags, on_poweroff: LifecycleAction, expected: Action
+) -> None:
+    """QEMU is in 'shutdown' when the daemon reconnects. A reboot the daemon began (or
+    on_poweroff=restart) is finished as libvirt finishes it (found by
+    tests/differential: libvirtd ends running (booted)); otherwise the guest is shut down."""
+    ctx = Context(R, RunningReason.UNPAUSED, flags, on_poweroff=on_poweroff)
+    out = handle(ctx, Trigger.RECONCILE, {"alive": True, "status": "shutdown"})
+    assert out.actions == (expected,)
+    assert out.lifecycle == ()
+    if flags.paused_shutdown:
+        assert out.state is None  # the SHUTDOWN was seen: the state never left running
+        return
+    assert out.state == (SD, ShutdownReason.UNKNOWN)
+    # ... and the reboot's RESUME then reads running (booted), as libvirt's does
+    after = handle(
+        Context(
+            SD,
+            ShutdownReason.UNKNOWN,
+            replace(out.flags, pending_running_reason=RunningReason.BOOTED),
+        ),
+        "RESUME",
+    )
+    assert after.row == 14 and after.state == BOOTED
+    assert _words(after.lifecycle) == ("Resumed Unpaused",)

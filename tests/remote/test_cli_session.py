@@ -167,6 +167,39 @@ async def test_cli_after_daemon_sigkill(session: Session) -> None:
         cli(session, "destroy", name)
 
 
+async def test_daemon_restart_while_the_guest_powers_off_for_a_fake_reboot(
+    session: Session,
+) -> None:
+    """The daemon pressed the power button for a reboot, then stopped; the guest powered
+    off with no daemon there. The next daemon finishes the reboot, as libvirtd does
+    (tests/differential found that it used to shut the domain down instead)."""
+    guest = require_guest()
+    serial = session.base / "f.sock"
+    xml = session.base / "f.xml"
+    xml.write_text(guest_xml("fr", guest, serial))
+    cli(session, "define", str(xml))
+    cli(session, "start", "fr")
+    console = await SerialConsole.connect(serial)
+    await console.wait_for(READY_RE, timeout=30)
+    cli(session, "suspend", "fr")
+    cli(session, "resume", "fr")  # running (unpaused): a reboot finished on reconnect says booted
+    # The guest's power-button handler waits 3 s before it powers off.
+    await console.send("sh printf '#!/bin/sh\\nsleep 3\\npoweroff -f\\n' > /etc/acpi/PWRF/00000080")
+    await console.wait_for("VIRTDECK-DONE rc=0", timeout=10)
+    t0 = time.monotonic()
+    cli(session, "reboot", "fr")
+    session.kill_daemons(signal.SIGTERM)
+    assert not session.daemon_pids() and time.monotonic() - t0 < 2.5
+    await asyncio.sleep(4.5 - (time.monotonic() - t0))  # powered off, nobody watching
+    cli(session, "list", "--all")  # a new daemon
+    await console.wait_for(READY_RE, timeout=45)
+    assert cli(session, "domstate", "--reason", "fr") == "running (booted)\n\n"
+    await console.send("ping")
+    await console.wait_for("VIRTDECK-PONG")
+    await console.close()
+    cli(session, "destroy", "fr")
+
+
 def test_event_timeout_on_the_blocking_client(session: Session) -> None:
     cli(session, "list", "--all")  # starts the daemon: later commands take the quick path
     started = time.monotonic()
