@@ -667,6 +667,7 @@ class VideoDef(DeviceView):
 
 INPUT_TYPES = ("mouse", "keyboard", "tablet")
 INPUT_BUSES = ("ps2", "usb", "virtio")
+PASSTHROUGH_INPUTS = ("passthrough", "evdev")
 
 
 class InputDef(DeviceView):
@@ -690,6 +691,8 @@ class InputDef(DeviceView):
 
     def validate(self) -> None:
         where = self.label
+        if self.element.get("type") in PASSTHROUGH_INPUTS:
+            return  # a host device: the QEMU driver refuses it (refused_devices)
         kind = choice(self.element.get("type"), INPUT_TYPES, where, "type")
         bus = choice(self.element.get("bus"), INPUT_BUSES, where, "bus", self.bus)
         if kind == "tablet" and bus == "ps2":
