@@ -48,10 +48,68 @@ def _tag(node: etree._Element) -> str:
     return str(node.tag) if isinstance(node.tag, str) else ""
 
 
+# Domain-level elements the QEMU driver does not apply, each with what to do instead.
+# (<metadata>, <title>, <description>, <seclabel> and <resource> have no effect on the
+# guest and are kept; docs/devices.md lists them.)
+_REFUSED_ELEMENTS = {
+    "maxMemory": "memory hotplug is not implemented; remove <maxMemory>",
+    "vcpus": "per-vCPU settings (hotplug, order) are not implemented; remove <vcpus>",
+    "genid": "the VM generation ID device is not implemented; remove <genid>",
+    "memoryBacking": "memory backing options (huge pages, sharing, locking) are not "
+    "implemented; remove <memoryBacking>",
+    "numatune": "NUMA memory placement is not implemented; remove <numatune>",
+    "cputune": "CPU tuning (shares, pinning, quotas) is not implemented; remove <cputune>",
+    "memtune": "memory limits are not implemented; remove <memtune>",
+    "blkiotune": "block I/O tuning is not implemented; remove <blkiotune>",
+    "perf": "perf events are not implemented; remove <perf>",
+    "bootloader": "host-side boot loaders are not implemented; remove <bootloader>",
+    "keywrap": "key wrapping is not implemented; remove <keywrap>",
+    "launchSecurity": "confidential guests (SEV, …) are not implemented; remove "
+    "<launchSecurity>",
+    "iothreadids": "",  # built (ids of <iothreads>)
+}
+_OS_CHILDREN = ("type", "boot", "kernel", "initrd", "cmdline", "smbios")
+
+
+def _domain_problems(root: etree._Element) -> list[str]:
+    problems: list[str] = []
+    for node in root:
+        why = _REFUSED_ELEMENTS.get(_tag(node))
+        if why:
+            problems.append(f"<{_tag(node)}>: {why}.")
+    vcpu = root.find("vcpu")
+    if vcpu is not None:
+        current = vcpu.get("current")
+        if current is not None and current.strip() != (vcpu.text or "").strip():
+            problems.append(
+                f"<vcpu current='{current}'>: starting with fewer vCPUs than the maximum is "
+                "not implemented; remove current= (the guest gets all of <vcpu>)."
+            )
+        if vcpu.get("cpuset") is not None:
+            problems.append(
+                "<vcpu cpuset>: pinning vCPUs to host CPUs is not implemented; remove cpuset=."
+            )
+    os_node = root.find("os")
+    if os_node is not None:
+        if os_node.get("firmware") is not None:
+            problems.append(
+                f"<os firmware='{os_node.get('firmware')}'>: only the default BIOS "
+                "(SeaBIOS) is implemented; remove firmware= (UEFI guests do not boot here)."
+            )
+        for node in os_node:
+            tag = _tag(node)
+            if tag and tag not in _OS_CHILDREN:
+                problems.append(
+                    f"<os><{tag}>: not implemented; remove it (virtdeck boots with QEMU's "
+                    "SeaBIOS, from <boot> devices or a <kernel>)."
+                )
+    return problems
+
+
 def refused_settings(defn: DomainDef) -> list[str]:
     """One sentence per domain-level setting the QEMU driver would otherwise ignore."""
     root = defn.root
-    problems: list[str] = []
+    problems: list[str] = _domain_problems(root)
     features = root.find("features")
     if features is not None:
         for node in features:

@@ -97,10 +97,14 @@ def test_the_corpus_is_big_enough() -> None:
     }
     assert realistic <= {p.stem for p in diff.CORPUS.glob("*.xml")}
     assert len(CASES) >= 20
-    # every corpus file is libvirt's dumpxml of its source
+    # every corpus file is libvirt's dumpxml of its source: the machine resolved to
+    # QEMU 7.2's versioned type, the emulator and lifecycle actions filled in
     for path in diff.CORPUS.glob("*.xml"):
         assert (diff.SOURCES / path.name).exists(), path.name
-        assert "<address type='pci'" in path.read_text() or "pc" in path.read_text()
+        text = path.read_text()
+        assert re.search(r"machine='pc-(q35|i440fx)-7\.2'", text), path.name
+        assert "<emulator>/usr/bin/qemu-system-x86_64</emulator>" in text, path.name
+        assert "<on_crash>" in text, path.name
 
 
 @pytest.fixture(scope="module")
@@ -195,3 +199,44 @@ def test_command_line_matches_libvirt(peer: object, case: str, short_tmp: Path) 
     assert not found, f"{case}: virtdeck's command line differs from libvirt's:\n" + "\n".join(
         found
     )
+
+
+def test_a_difference_fails_and_shows_both_sides() -> None:
+    """The comparison itself, without libvirtd: equal command lines give no difference;
+    a moved device, a changed block node, a lost option or an extra variable each give
+    one line with both sides."""
+    defn = parse_domain((diff.CORPUS / "sound-q35.xml").read_text())
+    prepare_definition(defn)
+    argv = build_argv(defn, CTX)
+    same = diff.differences(
+        diff.normalise(diff.parse_argv(argv), "virtdeck"),
+        diff.normalise(diff.parse_argv(list(argv)), "libvirt"),
+    )
+    assert same == []
+    other = [
+        arg.replace('"addr":"0x1b"', '"addr":"0x1c"').replace('"driver":"qcow2"', '"driver":"raw"')
+        for arg in argv
+        if arg != "-no-shutdown"
+    ]
+    found = diff.differences(
+        diff.normalise(diff.parse_argv(argv), "virtdeck"),
+        diff.normalise(diff.parse_argv(other, {"EXTRA": "1"}), "libvirt"),
+    )
+    assert len(found) == 4, found
+    assert any(
+        line.startswith("devices[sound0]:") and '"0x1b"' in line and '"0x1c"' in line
+        for line in found
+    ), found
+    assert any(line.startswith("disks[virtio-disk0]:") for line in found), found
+    assert any(line.startswith("options[flags]:") and "-no-shutdown" in line for line in found)
+    assert 'env[EXTRA]: virtdeck (none) / libvirt "1"' in found
+
+
+def test_every_accepted_difference_has_a_reason() -> None:
+    for rule in diff.ACCEPTED:
+        assert rule.reason.strip() and rule.side in ("libvirt", "virtdeck", "both"), rule
+    for case, accepted in CASE_ACCEPTED.items():
+        assert case in CASES and all(reason.strip() for reason in accepted.values()), case
+    for case, (pattern, reason) in LIBVIRT_CANNOT.items():
+        assert case in CASES and pattern and reason.strip(), case
+    assert set(REFUSED) <= set(CASES)

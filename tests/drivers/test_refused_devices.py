@@ -10,6 +10,7 @@ definition in the state directory.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -89,6 +90,22 @@ REFUSED_SETTINGS = {
         "<sysinfo type='fwcfg'>: only type='smbios' is implemented"
     ),
     "<iothreads>two</iothreads>": "<iothreads>: 'two' is not a number of I/O threads",
+    "<memoryBacking><hugepages/></memoryBacking>": "<memoryBacking>: memory backing options",
+    "<cputune><shares>2048</shares></cputune>": "<cputune>: CPU tuning",
+    "<numatune><memory mode='strict' nodeset='0'/></numatune>": "<numatune>: NUMA memory",
+    "<maxMemory slots='4' unit='GiB'>4</maxMemory>": "<maxMemory>: memory hotplug",
+    "<genid>43dc0cf8-809b-4adb-9bea-a9abb5f3d90e</genid>": "<genid>: the VM generation ID",
+}
+# <os> and <vcpu> settings (the <os> and <vcpu> of the test domain are replaced)
+REFUSED_OS = {
+    "<os firmware='efi'><type machine='q35'>hvm</type></os>": "<os firmware='efi'>: only",
+    "<os><type machine='q35'>hvm</type><loader readonly='yes' type='pflash'>/x.fd</loader>"
+    "</os>": "<os><loader>: not implemented",
+    "<os><type machine='q35'>hvm</type><bootmenu enable='yes'/></os>": "<os><bootmenu>: not",
+    "<vcpu current='1'>2</vcpu><os><type machine='q35'>hvm</type></os>": (
+        "<vcpu current='1'>: starting with fewer vCPUs"
+    ),
+    "<vcpu cpuset='0-1'>1</vcpu><os><type machine='q35'>hvm</type></os>": "<vcpu cpuset>:",
 }
 
 
@@ -103,6 +120,13 @@ def test_refused_setting_names_the_element(setting: str) -> None:
     xml = domain("q35", "").replace("<os>", setting + "<os>", 1)
     problems = refused_devices(parse_domain(xml))
     assert len(problems) == 1 and problems[0].startswith(REFUSED_SETTINGS[setting]), problems
+
+
+@pytest.mark.parametrize("setting", list(REFUSED_OS))
+def test_refused_os_and_vcpu_settings(setting: str) -> None:
+    xml = re.sub(r"<vcpu>1</vcpu><os>.*</os>", setting, domain("q35", ""))
+    problems = refused_devices(parse_domain(xml))
+    assert len(problems) == 1 and problems[0].startswith(REFUSED_OS[setting]), problems
 
 
 def test_iothread_of_a_disk_must_exist() -> None:
