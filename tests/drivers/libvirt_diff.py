@@ -264,12 +264,10 @@ def _host_paths(native: Native) -> None:
 
 
 def _raw_format_layer(native: Native) -> None:
+    # the chains (built by _chain) already say format/protocol/read-only/cache/discard;
+    # only the node names differ
     for chain in native.disks.values():
         chain.pop("nodes", None)
-        if chain.get("format") == "raw":
-            # libvirt's storage node always has discard=unmap; the effective setting is
-            # the format node's
-            pass
 
 
 def _unused_audiodev(native: Native) -> None:

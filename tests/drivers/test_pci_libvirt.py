@@ -174,9 +174,6 @@ def test_command_line_placement_matches_libvirt(peer: object, case: str) -> None
     for source in (xml, dumped):
         _, ours = _virtdeck(source)
         for dev_id, props in theirs.items():
-            if str(props.get("bus", "")).startswith("usb"):
-                # USB port numbers (libvirt's "port":"1") are not assigned by virtdeck
-                continue
             if dev_id.startswith("net") and case == "pc-bridge-cirrus":
                 # domxml-to-native re-places a NIC whose address is on a pci-bridge
                 # (it prints pci.0 0x6 while dumpxml, and a real start, use pci.1 0x3);
