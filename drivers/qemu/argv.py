@@ -11,9 +11,11 @@ and the ``<controller type='pci'>`` elements become their QEMU devices (``pcie-r
 device without an address is left for QEMU to place (the drivers give every device an
 address when a domain is defined: :func:`drivers.domxml.pci.assign_addresses`).
 
-Elements the typed view does not model (``<channel>``, ``<sound>``,
-``<qemu:commandline>`` …) are kept in the XML but do not change the command line;
-controllers the XML does not list are added here as the modelled devices need them.
+Sound cards and audio backends come from :mod:`drivers.qemu.sound`, the machine around the
+devices (CPU features and topology, timers, ``<pm>``, SMBIOS, I/O threads) from
+:mod:`drivers.qemu.platform`, ``<qemu:commandline>`` from :mod:`drivers.qemu.qemu_namespace`.
+What none of them builds is refused at define time (:func:`refused_devices`), never left
+out; controllers the XML does not list are added here as the modelled devices need them.
 
 Device ids follow libvirt's aliases (``virtio-disk0``, ``net0``, ``serial0``,
 ``charserial0`` …) so that QMP replies (``query-chardev``, ``query-block``) can be matched
@@ -30,7 +32,13 @@ from typing import Any
 from lxml import etree
 
 from drivers.domxml import CharDevDef, DiskDef, DomainDef
-from drivers.domxml.drive import DEFAULT_SCSI_MODEL, SCSI_MODELS, drive_address, scsi_models
+from drivers.domxml.drive import (
+    DEFAULT_SCSI_MODEL,
+    SCSI_MODELS,
+    DriveAddress,
+    drive_address,
+    scsi_models,
+)
 from drivers.domxml.pci import CONTROLLER_DRIVERS, bus_name, read_address
 from drivers.domxml.tree import show
 from drivers.domxml.usb import usb_port
@@ -730,7 +738,7 @@ class _Builder:
         controller = "ide" if self.family == "q35" else "sata0"
         return {"driver": ide_driver, "bus": f"{controller}.{addr.unit}"}
 
-    def scsi_disk(self, disk: DiskDef, addr: Any) -> dict[str, Any]:
+    def scsi_disk(self, disk: DiskDef, addr: DriveAddress) -> dict[str, Any]:
         """A SCSI disk on its controller: an lsilogic bus has units 0-6 (scsi-id); a
         virtio-scsi one channel/target/LUN, as libvirt writes them."""
         driver = "scsi-cd" if disk.device == "cdrom" else "scsi-hd"
