@@ -180,6 +180,12 @@ def _virtdeck(xml: str) -> tuple[list[str], diff.Native]:
     return [], diff.parse_argv(build_argv(defn, CTX), qemu_environment(defn))
 
 
+# The first case brings libvirtd up, which waits (up to LibvirtPeer's 900 s) while another
+# run holds this machine's libvirtd: that wait must not count as a hung test.
+PEER_TIMEOUT = 960
+
+
+@pytest.mark.timeout(PEER_TIMEOUT)
 @pytest.mark.parametrize("case", CASES)
 def test_command_line_matches_libvirt(peer: object, case: str, short_tmp: Path) -> None:
     root = short_tmp / "srv"

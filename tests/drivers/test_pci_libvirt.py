@@ -156,6 +156,7 @@ def _virtdeck(xml: str) -> tuple[str, dict[str, dict[str, object]]]:
     return defn.to_xml(), _devices(build_argv(defn, CTX))
 
 
+@pytest.mark.timeout(960)  # the first case may queue for the machine's libvirtd
 @pytest.mark.parametrize("case", list(CASES))
 def test_assigned_addresses_match_libvirt(peer: object, case: str) -> None:
     name = PREFIX + case
@@ -165,6 +166,7 @@ def test_assigned_addresses_match_libvirt(peer: object, case: str) -> None:
     assert pci_map(ours) == pci_map(dumped)
 
 
+@pytest.mark.timeout(960)  # the first case may queue for the machine's libvirtd
 @pytest.mark.parametrize("case", list(CASES))
 def test_command_line_placement_matches_libvirt(peer: object, case: str) -> None:
     """Both from the address-less XML and from libvirt's own dumpxml given back."""
