@@ -107,6 +107,11 @@ def assign_usb_ports(devices: etree._Element, family: str) -> None:
         return
     check_usb_ports(devices, family)
     ports = usb_controller_ports(devices, family)
+    if ports == 0:
+        raise InvalidXML(
+            f"<controller type='usb'> has model='none', but {_label(nodes[0])} needs a USB "
+            "controller; write model='qemu-xhci' or remove the USB devices."
+        )
     used = {port for port in (usb_port(node) for node in nodes) if port is not None}
     for node in nodes:
         if usb_port(node) is not None:

@@ -75,6 +75,16 @@ def test_more_usb_devices_than_ports_are_refused() -> None:
     assert len(ports(prepared(domain("q35", xhci + devices * 2)))) == 6
 
 
+def test_usb_devices_need_a_usb_controller() -> None:
+    xml = domain("q35", "<controller type='usb' model='none'/><input type='tablet' bus='usb'/>")
+    with pytest.raises(InvalidXML) as caught:
+        prepared(xml)
+    assert str(caught.value) == (
+        "<controller type='usb'> has model='none', but <input> #1 needs a USB controller; "
+        "write model='qemu-xhci' or remove the USB devices."
+    )
+
+
 @pytest.mark.parametrize(
     ("address", "message"),
     [
