@@ -895,9 +895,12 @@ class _Builder:
             if video.model == "vga":
                 # libvirt writes its default vram (16 MiB) into every VGA card's XML
                 props["vgamem_mb"] = max(1, (video.vram_kib or 16384) // 1024)
+            elif video.model == "bochs":
+                props["vgamem"] = (video.vram_kib or 16384) * 1024
             if video.model == "qxl":
                 props.update(_qxl_props(video.element))
-            elif video.model == "virtio" and video.heads > 1:
+            elif video.model == "virtio":
+                # libvirt fills heads='1' into every card and writes it for virtio
                 props["max_outputs"] = video.heads
             props.update(self.pci(video.element, video.label))
             self.device(props, video.label)
