@@ -735,6 +735,8 @@ class MemballoonDef(DeviceView):
 
     def validate(self) -> None:
         choice(self.element.get("model"), BALLOON_MODELS, "<memballoon>", "model")
+        for attr in ("autodeflate", "freePageReporting"):
+            choice(self.element.get(attr), ("on", "off"), "<memballoon>", attr, "off")
 
 
 WATCHDOG_MODELS = ("i6300esb", "ib700", "itco")

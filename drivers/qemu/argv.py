@@ -96,6 +96,11 @@ _CACHE: dict[str, tuple[bool, bool, str]] = {
     "directsync": (True, False, "off"),
     "unsafe": (False, True, "on"),
 }
+# <memballoon> switches → virtio-balloon properties, as libvirt passes them
+_BALLOON_SWITCHES = (
+    ("autodeflate", "deflate-on-oom"),
+    ("freePageReporting", "free-page-reporting"),
+)
 # QEMU has no "dump" watchdog action; libvirt pauses the guest and dumps it itself.
 _WATCHDOG_ACTIONS = {"dump": "pause"}
 
@@ -996,14 +1001,11 @@ class _Builder:
                 )
         balloon = defn.memballoon
         if balloon is not None and balloon.model == "virtio":
-            self.device(
-                {
-                    "driver": "virtio-balloon-pci",
-                    "id": "balloon0",
-                    **self.pci(balloon.element, "<memballoon>"),
-                },
-                "<memballoon>",
-            )
+            props: dict[str, Any] = {"driver": "virtio-balloon-pci", "id": "balloon0"}
+            for attr, prop in _BALLOON_SWITCHES:
+                if balloon.element.get(attr) in ("on", "off"):
+                    props[prop] = balloon.element.get(attr) == "on"
+            self.device({**props, **self.pci(balloon.element, "<memballoon>")}, "<memballoon>")
         self.rngs()
         seen: set[str] = set()
         for index, watchdog in enumerate(defn.watchdogs):
