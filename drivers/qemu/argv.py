@@ -43,7 +43,7 @@ from drivers.domxml.pci import CONTROLLER_DRIVERS, bus_name, read_address
 from drivers.domxml.tree import show
 from drivers.domxml.usb import usb_port
 from drivers.errors import InvalidXML
-from drivers.qemu import platform, qemu_namespace, sound
+from drivers.qemu import device_parts, platform, qemu_namespace, sound
 
 
 @dataclass(frozen=True)
@@ -242,6 +242,7 @@ def refused_devices(defn: DomainDef) -> list[str]:
             problems.extend(_input_problems(node))
         elif tag == "disk":
             problems.extend(_disk_problems(node))
+    problems.extend(device_parts.refused_parts(devices))
     problems.extend(sound.refused_sound(devices))
     problems.extend(platform.refused_settings(defn))
     problems.extend(qemu_namespace.refused_namespace(defn))
@@ -877,8 +878,14 @@ class _Builder:
                 # The password itself never goes on the command line (it would show in
                 # ps); the driver sets it with QMP set_password before the guest runs.
                 spec += ",password=on"
+            share = vnc.element.get("sharePolicy")
+            if share is not None:
+                spec += f",share={share}"
             audio = sound.first_audio(defn.root.find("devices"))
             self.add("-vnc", f"{spec},audiodev={audio}")
+            keymap = vnc.element.get("keymap")
+            if keymap is not None:
+                self.add("-k", keymap)
         videos = defn.videos
         if not videos and graphics:
             self.device({"driver": "VGA", "id": "video0"}, "<video>")

@@ -33,6 +33,7 @@ _VALUED = {
     "-mon", "-rtc", "-boot", "-device", "-blockdev", "-netdev", "-object", "-audiodev",
     "-vnc", "-kernel", "-initrd", "-append", "-global", "-smbios", "-action",
     "-watchdog-action", "-sandbox", "-msg", "-overcommit", "-incoming", "-serial", "-fw_cfg",
+    "-k",
 }  # fmt: skip
 # The environment every libvirt-run QEMU gets (its own directories, a C locale).
 _LIBVIRT_ENV = ("LC_ALL", "PATH", "HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME", "XDG_CONFIG_HOME")

@@ -296,6 +296,7 @@ SMOKE = [
     "scsi-lsilogic",
     "qemu-commandline",
     "platform-settings",
+    "vnc-keymap-share",
 ]
 
 

@@ -59,6 +59,31 @@ REFUSED = {
     "<sound model='ich6'><codec type='speaker'/></sound>": (
         "<sound model='ich6'> <codec type='speaker'>: write type='duplex'"
     ),
+    # parts of built elements that are not built
+    "<disk><source file='/a'/><target dev='vda'/><shareable/></disk>": (
+        "<disk> 'vda' <shareable>: not implemented"
+    ),
+    "<disk><source file='/a'/><target dev='sda' bus='sata'/><blockio logical_block_size='4096'/>"
+    "</disk>": "<disk> 'sda' <blockio>: not implemented",
+    "<disk><source file='/a'/><target dev='vda'/><iotune><total_bytes_sec>1</total_bytes_sec>"
+    "</iotune></disk>": "<disk> 'vda' <iotune>: not implemented",
+    "<disk><source file='/a'/><target dev='sda' bus='usb' removable='on'/></disk>": (
+        "<disk> 'sda' <target>: removable= is not implemented"
+    ),
+    "<interface type='user'><link state='down'/></interface>": (
+        "<interface> <link state='down'>: starting with the link down is not implemented"
+    ),
+    "<interface type='user'><model type='virtio'/><driver name='vhost' queues='4'/></interface>": (
+        "<interface> <driver>: not implemented"
+    ),
+    "<interface type='user'><bandwidth><inbound average='1000'/></bandwidth></interface>": (
+        "<interface> <bandwidth>: not implemented"
+    ),
+    "<graphics type='vnc' websocket='5700'/>": "<graphics>: websocket= is not implemented",
+    "<video><model type='virtio'><acceleration accel3d='yes'/></model></video>": (
+        "<video> <model><acceleration>: not implemented"
+    ),
+    "<watchdog model='i6300esb'><driver iommu='on'/></watchdog>": "<watchdog> <driver>: not",
 }
 # Settings outside <devices> that the QEMU driver does not build.
 REFUSED_SETTINGS = {
