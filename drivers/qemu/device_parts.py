@@ -36,7 +36,11 @@ _PARTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "memballoon": (("model", "autodeflate", "freePageReporting"), ("stats", *_COMMON)),
     "serial": (("type", "tty"), ("source", "target", "log", *_COMMON)),
     "console": (("type", "tty"), ("source", "target", "log", *_COMMON)),
+    "controller": (("type", "index", "model", "ports"), ("model", "target", *_COMMON)),
 }
+# virtio-serial controllers belong to the channel work (their ports=/vectors=)
+_UNCHECKED_CONTROLLERS = ("virtio-serial",)
+_PCI_TARGET_ATTRS = ("chassis", "port", "chassisNr")
 _VIDEO_MODEL_ATTRS = ("type", "vram", "heads", "primary", "ram", "vgamem", "vram64")
 _TARGET_ATTRS = ("dev", "bus", "tray")
 _SHARE_POLICIES = ("allow-exclusive", "force-shared", "ignore")
@@ -69,6 +73,8 @@ def refused_parts(devices: etree._Element | None) -> list[str]:
             continue
         if tag == "input" and node.get("type") in ("passthrough", "evdev"):
             continue  # refused as a whole (refused_devices)
+        if tag == "controller" and node.get("type") in _UNCHECKED_CONTROLLERS:
+            continue
         attrs, kids = parts
         where = _name(node)
         extra = sorted(str(key) for key in node.attrib if key not in attrs)
@@ -86,7 +92,22 @@ def refused_parts(devices: etree._Element | None) -> list[str]:
 def _detail(node: etree._Element, where: str) -> list[str]:
     tag = str(node.tag)
     problems: list[str] = []
-    if tag == "disk":
+    if tag == "controller":
+        where = f"<controller type='{node.get('type')}' index='{node.get('index') or '0'}'>"
+        if node.get("ports") is not None and node.get("type") != "usb":
+            problems.append(f"{where}: ports= is not implemented here; remove it.")
+        target = node.find("target")
+        if target is not None:
+            allowed = _PCI_TARGET_ATTRS if node.get("type") == "pci" else ()
+            extra = sorted(str(key) for key in target.attrib if key not in allowed)
+            if extra:
+                problems.append(
+                    f"{where} <target>: {', '.join(f'{a}=' for a in extra)} is not "
+                    "implemented; remove it."
+                )
+            for child in _children(target):
+                problems.append(f"{where} <target><{child.tag}>: not implemented; remove it.")
+    elif tag == "disk":
         target = node.find("target")
         if target is not None:
             extra = sorted(str(key) for key in target.attrib if key not in _TARGET_ATTRS)

@@ -84,6 +84,14 @@ REFUSED = {
         "<video> <model><acceleration>: not implemented"
     ),
     "<watchdog model='i6300esb'><driver iommu='on'/></watchdog>": "<watchdog> <driver>: not",
+    "<controller type='scsi' model='virtio-scsi'><driver queues='4'/></controller>": (
+        "<controller> <driver>: not implemented"
+    ),
+    "<controller type='pci' index='1' model='pcie-root-port'><target hotplug='off'/>"
+    "</controller>": "<controller type='pci' index='1'> <target>: hotplug= is not implemented",
+    "<controller type='usb' model='qemu-xhci'><master startport='0'/></controller>": (
+        "<controller> <master>: not implemented"
+    ),
 }
 # Settings outside <devices> that the QEMU driver does not build.
 REFUSED_SETTINGS = {
