@@ -689,6 +689,7 @@ class VideoDef(DeviceView):
 
 INPUT_TYPES = ("mouse", "keyboard", "tablet")
 INPUT_BUSES = ("ps2", "usb", "virtio")
+PASSTHROUGH_INPUTS = ("passthrough", "evdev")
 
 
 class InputDef(DeviceView):
@@ -712,6 +713,8 @@ class InputDef(DeviceView):
 
     def validate(self) -> None:
         where = self.label
+        if self.element.get("type") in PASSTHROUGH_INPUTS:
+            return  # a host device: the QEMU driver refuses it (refused_devices)
         kind = choice(self.element.get("type"), INPUT_TYPES, where, "type")
         bus = choice(self.element.get("bus"), INPUT_BUSES, where, "bus", self.bus)
         if kind == "tablet" and bus == "ps2":
@@ -754,6 +757,8 @@ class MemballoonDef(DeviceView):
 
     def validate(self) -> None:
         choice(self.element.get("model"), BALLOON_MODELS, "<memballoon>", "model")
+        for attr in ("autodeflate", "freePageReporting"):
+            choice(self.element.get(attr), ("on", "off"), "<memballoon>", attr, "off")
 
 
 WATCHDOG_MODELS = ("i6300esb", "ib700", "itco")

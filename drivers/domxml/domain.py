@@ -16,7 +16,7 @@ from typing import Literal, TypeVar
 
 from lxml import etree
 
-from drivers.domxml import ids, pci
+from drivers.domxml import ids, pci, usb
 from drivers.domxml.channels import ChannelDef
 from drivers.domxml.devices import (
     CharDevDef,
@@ -727,9 +727,11 @@ def _check_cpu(root: etree._Element) -> None:
 
 
 def assign_pci_addresses(defn: DomainDef) -> None:
-    """Give every PCI device of ``defn`` that has no ``<address>`` one, as libvirt does
-    when it parses a definition (:func:`drivers.domxml.pci.assign_addresses`); machines
-    other than q35/pc are left alone."""
+    """Give every device of ``defn`` that has no ``<address>`` one, as libvirt does when
+    it parses a definition: libvirt's default video card for a display without one, drive
+    addresses (and the SCSI controllers they name), PCI addresses
+    (:func:`drivers.domxml.pci.assign_addresses`), then USB ports. Machines other than
+    q35/pc are left alone."""
     family = machine_family(defn.machine)
     if family is None:
         return
@@ -737,7 +739,40 @@ def assign_pci_addresses(defn: DomainDef) -> None:
     if devices is None:
         devices = etree.Element("devices")
         insert_ordered(defn.root, devices, DOMAIN_ORDER)
+    if devices.find("graphics") is not None and devices.find("video") is None:
+        video = etree.Element("video")
+        etree.SubElement(video, "model", type="cirrus", vram="16384", heads="1", primary="yes")
+        _insert_device(devices, video)
     pci.assign_addresses(devices, family)
+    usb.assign_usb_ports(devices, family)
+
+
+def fill_boot_default(defn: DomainDef) -> None:
+    """libvirt's default boot order, written at define time: ``<boot dev='hd'/>`` when
+    neither ``<os>`` nor any device says where to boot from (the first disk then gets
+    boot index 1)."""
+    os_node = defn.root.find("os")
+    if os_node is None or os_node.find("boot") is not None:
+        return
+    devices = defn.root.find("devices")
+    if devices is not None and any(node.find("boot") is not None for node in devices):
+        return
+    boot = etree.Element("boot", dev="hd")
+    after = [tag for tag in ("type", "loader", "nvram", "kernel", "initrd", "cmdline")]
+    last = [node for node in os_node if isinstance(node.tag, str) and node.tag in after]
+    if last:
+        last[-1].addnext(boot)
+    else:
+        os_node.insert(0, boot)
+
+
+def _insert_device(devices: etree._Element, node: etree._Element) -> None:
+    """Put ``node`` after the last device of its kind, else at the end of <devices>."""
+    same = children(devices, str(node.tag))
+    if same:
+        same[-1].addnext(node)
+    else:
+        devices.append(node)
 
 
 def machine_family(machine: str) -> str | None:
@@ -761,6 +796,7 @@ def _check_devices(root: etree._Element, devices: etree._Element) -> None:
     family = machine_family(defn.machine)
     if family is not None:
         pci.check_controllers(devices, family)
+        usb.check_usb_ports(devices, family)
     disks = defn.disks
     for disk in disks:
         disk.validate()

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from lxml import etree
 
 from drivers.domxml import channels
+from drivers.domxml.drive import assign_drive_addresses
 from drivers.domxml.tree import children, show
 from drivers.errors import InvalidXML
 
@@ -45,6 +46,9 @@ _Q35_RESERVED = {0, 0x1F}
 _PC_RESERVED = {0, 1}
 # NIC models that are conventional PCI devices (on q35 they go on a PCIe-to-PCI bridge)
 _CONVENTIONAL_NICS = ("e1000", "rtl8139")
+# sound cards on PCI (all conventional PCI for libvirt), and q35's HD audio slot
+_PCI_SOUND = ("ich6", "ich9", "ac97", "es1370")
+_Q35_HDA_SLOT = 0x1B
 
 
 @dataclass(frozen=True)
@@ -442,10 +446,15 @@ def _assign(devices: etree._Element, family: str) -> list[tuple[int, str]]:
                 devices, etree.Element("controller", type="virtio-serial", index="0")
             )
     channels.assign_ports(devices)
-    if "scsi" not in types and any(_bus(disk) == "scsi" for disk in children(devices, "disk")):
-        _insert_controller(
-            devices, etree.Element("controller", type="scsi", index="0", model="virtio-scsi")
-        )
+    # libvirt lists the SCSI controllers its drive addresses name after these
+    assign_drive_addresses(devices)
+    if (
+        family == "pc"
+        and "sata" not in types
+        and any(_bus(disk) == "sata" for disk in children(devices, "disk"))
+    ):
+        # pc has no built-in AHCI: libvirt adds the controller and places it like a device
+        _insert_controller(devices, etree.Element("controller", type="sata", index="0"))
     work = _Assigner(devices, family)
     videos = [v for v in children(devices, "video") if _video_model(v) != "none"]
     if videos and read_address(videos[0], "<video> #1") is None:
@@ -453,6 +462,13 @@ def _assign(devices: etree._Element, family: str) -> list[tuple[int, str]]:
         if work.slot_free(0, slot):
             work.used.add((0, slot, 0))
             write_address(videos[0], PciAddress(0, 0, slot, 0, False))
+    sounds = [node for node in children(devices, "sound") if node.get("model") in _PCI_SOUND]
+    ich9 = next((node for node in sounds if node.get("model") == "ich9"), None)
+    if family == "q35" and ich9 is not None and read_address(ich9, "<sound>") is None:
+        # q35's own HD audio function, where libvirt puts the first ich9 card
+        if work.slot_free(0, _Q35_HDA_SLOT):
+            work.used.add((0, _Q35_HDA_SLOT, 0))
+            write_address(ich9, PciAddress(0, 0, _Q35_HDA_SLOT, 0, False))
     for node in _controller_order(devices):
         pci_model = node.get("model")
         if node.get("type") == "pci" and pci_model not in ("pcie-root", "pci-root"):
@@ -466,12 +482,17 @@ def _assign(devices: etree._Element, family: str) -> list[tuple[int, str]]:
         model_node = nic.find("model")
         nic_model = model_node.get("type") if model_node is not None else None
         work.place(nic, "pci" if nic_model in _CONVENTIONAL_NICS else "pcie")
+    for node in sounds:
+        work.place(node, "pci")
     for node in _controller_order(devices):
         kind = node.get("type")
         if kind == "usb" and node.get("model") == "qemu-xhci":
             work.place(node, "pcie")
-        elif kind in ("scsi", "virtio-serial"):
+        elif kind == "virtio-serial" or (kind == "scsi" and node.get("model") == "virtio-scsi"):
             work.place(node, "pcie")
+        elif kind == "scsi" or (kind == "sata" and family == "pc"):
+            # lsilogic (libvirt's default SCSI model) is a conventional PCI device
+            work.place(node, "pci")
     for disk in children(devices, "disk"):
         if _bus(disk) == "virtio":
             work.place(disk, "pcie")

@@ -11,9 +11,12 @@ and the ``<controller type='pci'>`` elements become their QEMU devices (``pcie-r
 device without an address is left for QEMU to place (the drivers give every device an
 address when a domain is defined: :func:`drivers.domxml.pci.assign_addresses`).
 
-Elements the typed view does not model (``<sound>``,
-``<qemu:commandline>`` …) are kept in the XML but do not change the command line;
-controllers the XML does not list are added here as the modelled devices need them.
+Sound cards and audio backends come from :mod:`drivers.qemu.sound`, the machine around the
+devices (CPU features and topology, timers, ``<pm>``, SMBIOS, I/O threads) from
+:mod:`drivers.qemu.platform`, ``<qemu:commandline>`` from :mod:`drivers.qemu.qemu_namespace`,
+virtio-serial channels from :mod:`drivers.qemu.channels`.
+What none of them builds is refused at define time (:func:`refused_devices`), never left
+out; controllers the XML does not list are added here as the modelled devices need them.
 
 Device ids follow libvirt's aliases (``virtio-disk0``, ``net0``, ``serial0``,
 ``charserial0`` …) so that QMP replies (``query-chardev``, ``query-block``) can be matched
@@ -31,10 +34,18 @@ from lxml import etree
 
 from drivers.domxml import CharDevDef, DiskDef, DomainDef
 from drivers.domxml.channels import channel_problems
+from drivers.domxml.drive import (
+    DEFAULT_SCSI_MODEL,
+    SCSI_MODELS,
+    DriveAddress,
+    drive_address,
+    scsi_models,
+)
 from drivers.domxml.pci import CONTROLLER_DRIVERS, bus_name, read_address
 from drivers.domxml.tree import show
+from drivers.domxml.usb import usb_port
 from drivers.errors import InvalidXML
-from drivers.qemu import channels
+from drivers.qemu import channels, device_parts, platform, qemu_namespace, sound
 
 
 @dataclass(frozen=True)
@@ -56,12 +67,8 @@ class LaunchContext:
     anybody is attached."""
 
 
-# QEMU's ISA pvpanic device listens on I/O port 0x505.
-_PVPANIC_IOPORT = 0x505
 # q35's built-in AHCI controller has six ports; libvirt's AHCI controller on pc too.
 _SATA_PORTS = 6
-# PIIX3 IDE on pc: two buses with a master and a slave each.
-_IDE_UNITS = 4
 
 _NIC_DRIVERS = {
     "virtio": "virtio-net-pci",
@@ -91,6 +98,11 @@ _CACHE: dict[str, tuple[bool, bool, str]] = {
     "directsync": (True, False, "off"),
     "unsafe": (False, True, "on"),
 }
+# <memballoon> switches → virtio-balloon properties, as libvirt passes them
+_BALLOON_SWITCHES = (
+    ("autodeflate", "deflate-on-oom"),
+    ("freePageReporting", "free-page-reporting"),
+)
 # QEMU has no "dump" watchdog action; libvirt pauses the guest and dumps it itself.
 _WATCHDOG_ACTIONS = {"dump": "pause"}
 
@@ -118,7 +130,6 @@ def _machine_family(machine: str) -> str:
 # Device elements the QEMU driver does not build: refused at define time (rather than
 # silently left out of the guest), each with what to do instead. docs/devices.md lists them.
 _REFUSED_DEVICES = {
-    "sound": "sound cards are not implemented; remove <sound> (the guest has no audio device)",
     "filesystem": "shared folders (virtiofs, 9p) are not implemented; remove <filesystem> "
     "and share files over the network or a disk image",
     "hostdev": "device passthrough is not implemented; remove <hostdev>",
@@ -136,6 +147,9 @@ _REFUSED_DEVICES = {
     "nvram": "the nvram device is not implemented; remove <devices><nvram>",
 }
 _CONTROLLER_TYPES = ("pci", "usb", "sata", "ide", "scsi", "virtio-serial")
+# <disk><driver> attributes virtdeck builds; any other is refused
+_DISK_DRIVER_ATTRS = ("name", "type", "cache", "discard", "iothread")
+_SCSI_DRIVERS = {"lsilogic": "lsi", "virtio-scsi": "virtio-scsi-pci"}
 
 
 def _rng_problems(node: etree._Element) -> list[str]:
@@ -170,6 +184,30 @@ def _rng_problems(node: etree._Element) -> list[str]:
     return []
 
 
+def _disk_driver(disk: DiskDef, attr: str) -> str | None:
+    node = disk.element.find("driver")
+    return None if node is None else node.get(attr)
+
+
+# qxl's memory sizes: libvirt fills its defaults into the XML (KiB) and passes them all
+_QXL_DEFAULTS = (("ram", "ram_size", 65536), ("vram", "vram_size", 65536))
+
+
+def _qxl_props(video: etree._Element) -> dict[str, Any]:
+    model = video.find("model")
+
+    def size(attr: str, default: int) -> int:
+        value = model.get(attr) if model is not None else None
+        return int(value) if value is not None and value.isdigit() else default
+
+    props: dict[str, Any] = {"max_outputs": size("heads", 1)}
+    for attr, prop, default in _QXL_DEFAULTS:
+        props[prop] = size(attr, default) * 1024
+    props["vram64_size_mb"] = size("vram64", 0) // 1024
+    props["vgamem_mb"] = size("vgamem", 16384) // 1024
+    return props
+
+
 def refused_devices(defn: DomainDef) -> list[str]:
     """Why the QEMU driver cannot build ``defn``'s devices as written: one sentence per
     element it would otherwise leave out of the guest (empty when it builds them all)."""
@@ -194,14 +232,65 @@ def refused_devices(defn: DomainDef) -> list[str]:
             )
         elif tag == "rng":
             problems.extend(_rng_problems(node))
-
-        elif tag == "audio" and node.get("type") not in (None, "none"):
-            problems.append(
-                f"<audio type='{node.get('type')}'>: only type='none' is implemented; write "
-                "<audio id='1' type='none'/> or remove it."
-            )
+        elif tag == "controller" and node.get("type") == "scsi":
+            model = node.get("model") or DEFAULT_SCSI_MODEL
+            if model not in SCSI_MODELS:
+                problems.append(
+                    f"<controller type='scsi' model={show(model)}>: this SCSI controller is not "
+                    "implemented; write model='lsilogic' or model='virtio-scsi'."
+                )
+        elif tag == "input":
+            problems.extend(_input_problems(node))
+        elif tag == "disk":
+            problems.extend(_disk_problems(node))
     problems.extend(channel_problems(devices))
+    problems.extend(device_parts.refused_parts(devices))
+    problems.extend(sound.refused_sound(devices))
+    problems.extend(platform.refused_settings(defn))
+    problems.extend(qemu_namespace.refused_namespace(defn))
     return problems
+
+
+def _input_problems(node: etree._Element) -> list[str]:
+    kind = node.get("type")
+    if kind in ("passthrough", "evdev"):
+        return [
+            f"<input type='{kind}'>: passing a host input device to the guest is not "
+            "implemented; remove it (a guest gets keyboard, mouse and tablet inputs on "
+            "the usb, virtio or ps2 bus)."
+        ]
+    return []
+
+
+def _disk_problems(node: etree._Element) -> list[str]:
+    driver = node.find("driver")
+    target = node.find("target")
+    label = f"<disk> {show((target.get('dev') if target is not None else None) or '')}"
+    problems = []
+    if driver is not None:
+        extra = sorted({str(key) for key in driver.attrib} - set(_DISK_DRIVER_ATTRS))
+        if extra:
+            problems.append(
+                f"{label} <driver>: {', '.join(extra)} is not implemented; remove it "
+                "(virtdeck builds name, type, cache, discard and iothread)."
+            )
+        discard = driver.get("discard")
+        if discard not in (None, "unmap", "ignore"):
+            problems.append(
+                f"{label} <driver discard={show(discard)}>: write discard='unmap' or 'ignore'."
+            )
+    serial = node.findtext("serial")
+    if serial is not None and not all(c.isalnum() or c in "-_.+ " for c in serial):
+        problems.append(
+            f"{label} <serial>: {show(serial)} may hold only letters, digits, space and "
+            "'-', '_', '.', '+' (as in libvirt); write e.g. <serial>WD-1234</serial>."
+        )
+    return problems
+
+
+def qemu_environment(defn: DomainDef) -> dict[str, str]:
+    """The environment variables ``<qemu:commandline><qemu:env>`` sets for QEMU."""
+    return qemu_namespace.environment(defn)
 
 
 def chardev_aliases(defn: DomainDef) -> dict[str, list[CharDevDef]]:
@@ -256,13 +345,16 @@ def disk_alias(disk: DiskDef) -> str:
     bus = disk.target_bus
     if bus == "virtio":
         return f"virtio-disk{index}"
+    if bus == "usb":
+        return f"usb-disk{index}"
+    addr = drive_address(disk.element, disk.label)
     if bus == "sata":
-        return f"sata0-0-{index}"
+        return f"sata{addr.controller}-0-{addr.unit}"
     if bus == "ide":
-        return f"ide0-{index // 2}-{index % 2}"
-    if bus == "scsi":
-        return f"scsi0-0-0-{index}"
-    return f"usb-disk{index}"
+        return f"ide{addr.controller}-{addr.bus}-{addr.unit}"
+    if scsi_models(disk.element.getparent()).get(addr.controller) == "virtio-scsi":
+        return f"scsi{addr.controller}-{addr.bus}-{addr.target}-{addr.unit}"
+    return f"scsi{addr.controller}-{addr.bus}-{addr.unit}"
 
 
 def build_argv(defn: DomainDef, ctx: LaunchContext) -> list[str]:
@@ -325,11 +417,13 @@ class _Builder:
                 "<domain type='qemu'> (or 'kvm')."
             )
         accel = "kvm" if defn.virt_type == "kvm" else "tcg"
-        machine = f"{defn.machine},usb=off,dump-guest-core=off"
+        machine = (
+            f"{defn.machine},usb=off{platform.machine_properties(defn)},dump-guest-core=off"
+            f"{platform.machine_tail(defn)}"
+        )
         if not defn.acpi:
             machine += ",acpi=off"
         memory_mib = -(-defn.memory_kib // 1024)
-        vcpus = defn.vcpus
         self.add(
             defn.emulator or self.ctx.default_emulator,
             "-name",
@@ -346,10 +440,13 @@ class _Builder:
             "-overcommit",
             "mem-lock=off",
             "-smp",
-            f"{vcpus},sockets={vcpus},cores=1,threads=1",
-            "-uuid",
-            defn.uuid,
+            platform.smp(defn),
         )
+        for obj in platform.iothread_objects(defn):
+            self.add("-object", obj)
+        self.add("-uuid", defn.uuid)
+        for table in platform.smbios(defn):
+            self.add("-smbios", table)
         if not defn.graphics:
             self.add("-display", "none")
         self.add(
@@ -360,17 +457,17 @@ class _Builder:
             "-mon",
             "chardev=charmonitor,id=monitor,mode=control",
             "-rtc",
-            f"base={defn.clock_offset}",
-            # Every guest shutdown stops instead of exiting so the driver can apply
-            # on_poweroff (and tell a guest shutdown from a crash) before QEMU goes away.
-            "-no-shutdown",
+            platform.rtc(defn),
         )
+        for value in platform.timer_globals(defn):
+            self.add("-global", value)
+        # Every guest shutdown stops instead of exiting so the driver can apply
+        # on_poweroff (and tell a guest shutdown from a crash) before QEMU goes away.
+        self.add("-no-shutdown")
+        for value in platform.pm_globals(defn, self.family):
+            self.add("-global", value)
         if defn.on_reboot == "destroy":
             self.add("-action", "reboot=shutdown")
-        watchdogs = defn.watchdogs
-        if watchdogs:
-            action = watchdogs[0].action
-            self.add("-action", f"watchdog={_WATCHDOG_ACTIONS.get(action, action)}")
         self.add("-boot", "strict=on")
         self.kernel()
         self.controllers()
@@ -378,11 +475,15 @@ class _Builder:
         self.nics()
         self.chardevs()
         channels.ports(self)
-        self.graphics()
         self.inputs()
+        self.audio()
+        self.graphics()
+        self.sounds()
         self.misc_devices()
         if self.ctx.incoming:
             self.add("-incoming", "defer")
+        # <qemu:commandline>: after everything virtdeck builds, as libvirt appends them
+        self.args.extend(qemu_namespace.extra_args(defn))
         self.add("-msg", "timestamp=on")
         return self.args
 
@@ -402,7 +503,7 @@ class _Builder:
                     "<cpu mode='maximum'/> for the most capable emulated CPU."
                 )
             return "host"
-        return self.defn.cpu_model or "qemu64"
+        return (self.defn.cpu_model or "qemu64") + platform.cpu_features(self.defn)
 
     def kernel(self) -> None:
         defn = self.defn
@@ -454,7 +555,9 @@ class _Builder:
         defn = self.defn
         self.pci_controllers()
         buses = {disk.target_bus for disk in defn.disks}
-        usb_inputs = any(i.bus == "usb" for i in defn.inputs)
+        usb_inputs = any(i.bus == "usb" for i in defn.inputs) or any(
+            node.get("model") == "usb" for node in sound.sound_nodes(defn.root.find("devices"))
+        )
         usb_nodes = self.controller_nodes("usb")
         if usb_nodes:
             node = usb_nodes[0]
@@ -469,6 +572,9 @@ class _Builder:
             else:
                 driver = "piix3-usb-uhci" if model == "piix3-uhci" else "qemu-xhci"
                 props: dict[str, Any] = {"driver": driver, "id": "usb"}
+                ports = node.get("ports")
+                if driver == "qemu-xhci" and ports is not None and ports.isdigit():
+                    props["p2"] = props["p3"] = int(ports)
                 props.update(self.pci(node, where))
                 self.device(props, "the USB controller")
         elif "usb" in buses or usb_inputs:
@@ -478,12 +584,24 @@ class _Builder:
             nodes = self.controller_nodes("sata")
             props.update(self.pci(nodes[0] if nodes else None, "<controller type='sata'>"))
             self.device(props, "the SATA controller")
-        if "scsi" in buses:
-            props = {"driver": "virtio-scsi-pci", "id": "scsi0"}
-            nodes = self.controller_nodes("scsi")
-            props.update(self.pci(nodes[0] if nodes else None, "<controller type='scsi'>"))
-            self.device(props, "the SCSI controller")
+        self.scsi_controllers()
         channels.controllers(self)
+
+    def scsi_controllers(self) -> None:
+        """One controller per index the XML lists or a SCSI disk's address names (libvirt's
+        default model lsilogic = QEMU's lsi), in index order."""
+        devices = self.defn.root.find("devices")
+        models = scsi_models(devices)
+        for disk in self.defn.disks:
+            if disk.target_bus == "scsi":
+                index = drive_address(disk.element, disk.label).controller
+                models.setdefault(index, DEFAULT_SCSI_MODEL)
+        nodes = {int(n.get("index") or "0"): n for n in self.controller_nodes("scsi")}
+        for index, model in sorted(models.items()):
+            where = f"<controller type='scsi' index='{index}'>"
+            props: dict[str, Any] = {"driver": _SCSI_DRIVERS[model], "id": f"scsi{index}"}
+            props.update(self.pci(nodes.get(index), where))
+            self.device(props, where)
 
     def boot_indexes(self) -> tuple[dict[int, int], dict[int, int]]:
         """Boot index per disk and per NIC (by list position)."""
@@ -532,11 +650,16 @@ class _Builder:
                 if cache is not None:
                     node["cache"] = {"direct": cache[0], "no-flush": cache[1]}
                 node["read-only"] = disk.readonly
+                discard = _disk_driver(disk, "discard")
+                if discard is not None and disk.driver_type != "qcow2":
+                    node["discard"] = discard
                 self.add("-blockdev", _json(node))
                 top = storage
                 if disk.driver_type == "qcow2":
                     top = f"libvirt-{node_number}-format"
                     fmt: dict[str, Any] = {"node-name": top, "read-only": disk.readonly}
+                    if discard is not None:
+                        fmt["discard"] = discard
                     if cache is not None:
                         fmt["cache"] = {"direct": cache[0], "no-flush": cache[1]}
                     fmt["driver"] = "qcow2"
@@ -545,15 +668,33 @@ class _Builder:
                 props["drive"] = top
                 node_number -= 1
             props["id"] = disk_alias(disk)
-            if cache is not None:
-                props["write-cache"] = cache[2]
             if index in disk_boot:
                 props["bootindex"] = disk_boot[index]
-            self.device(props, disk.label)
+            if cache is not None:
+                props["write-cache"] = cache[2]
+            self.device(self.disk_extras(disk, props), disk.label)
+
+    def disk_extras(self, disk: DiskDef, props: dict[str, Any]) -> dict[str, Any]:
+        """What libvirt adds to a disk's -device: its I/O thread, a SCSI disk's device_id
+        (its serial, else ``drive-`` + its id), the USB port, the ``<serial>``."""
+        bus = disk.target_bus
+        serial = disk.element.findtext("serial")
+        iothread = _disk_driver(disk, "iothread")
+        if iothread is not None:
+            props = {"driver": props.pop("driver"), "iothread": f"iothread{iothread}", **props}
+        if bus == "scsi":
+            props["device_id"] = serial if serial is not None else f"drive-{props['id']}"
+        if bus == "usb":
+            port = usb_port(disk.element)
+            if port is not None:
+                props["port"] = str(port)
+        if serial is not None:
+            props["serial"] = serial
+        return props
 
     def disk_device(self, disk: DiskDef) -> dict[str, Any]:
         """The bus-specific part of a disk's -device (driver and bus), id/drive added later."""
-        bus, index, cdrom = disk.target_bus, disk.target_index, disk.device == "cdrom"
+        bus, cdrom = disk.target_bus, disk.device == "cdrom"
         where = disk.label
         if disk.readonly and not cdrom and bus in ("ide", "sata"):
             raise InvalidXML(
@@ -578,15 +719,10 @@ class _Builder:
                     f"{where}: QEMU's USB storage cannot be a cdrom; write "
                     f"bus='{'sata' if self.family == 'q35' else 'ide'}' (or 'scsi')."
                 )
-            return {"driver": "usb-storage", "bus": "usb.0"}
+            return {"driver": "usb-storage", "bus": "usb.0"}  # port: disk_extras
+        addr = drive_address(disk.element, where)
         if bus == "scsi":
-            return {
-                "driver": "scsi-cd" if cdrom else "scsi-hd",
-                "bus": "scsi0.0",
-                "channel": 0,
-                "scsi-id": 0,
-                "lun": index,
-            }
+            return self.scsi_disk(disk, addr)
         ide_driver = "ide-cd" if cdrom else "ide-hd"
         if bus == "ide":
             if self.family == "q35":
@@ -594,19 +730,41 @@ class _Builder:
                     f"{where}: the q35 machine has no IDE bus; use bus='sata' (its AHCI "
                     "controller), or machine='pc' for IDE."
                 )
-            if index >= _IDE_UNITS:
+            if addr.controller != 0 or addr.bus > 1 or addr.unit > 1 or addr.target != 0:
                 raise InvalidXML(
-                    f"{where}: the pc machine's IDE controller has four places (hda-hdd); "
-                    "use bus='sata' or bus='virtio' for more disks."
+                    f"{where}: the pc machine's IDE controller has four places (hda-hdd: "
+                    "controller 0, bus 0-1, unit 0-1); use bus='sata' or bus='virtio' for "
+                    "more disks."
                 )
-            return {"driver": ide_driver, "bus": f"ide.{index // 2}", "unit": index % 2}
-        if index >= _SATA_PORTS:
+            return {"driver": ide_driver, "bus": f"ide.{addr.bus}", "unit": addr.unit}
+        if addr.controller != 0 or addr.unit >= _SATA_PORTS or addr.bus or addr.target:
             raise InvalidXML(
-                f"{where}: the SATA controller has six ports (sda-sdf); use bus='virtio' or "
-                "bus='scsi' for more disks."
+                f"{where}: the SATA controller has six ports (sda-sdf: controller 0, unit "
+                "0-5); use bus='virtio' or bus='scsi' for more disks."
             )
         controller = "ide" if self.family == "q35" else "sata0"
-        return {"driver": ide_driver, "bus": f"{controller}.{index}"}
+        return {"driver": ide_driver, "bus": f"{controller}.{addr.unit}"}
+
+    def scsi_disk(self, disk: DiskDef, addr: DriveAddress) -> dict[str, Any]:
+        """A SCSI disk on its controller: an lsilogic bus has units 0-6 (scsi-id); a
+        virtio-scsi one channel/target/LUN, as libvirt writes them."""
+        driver = "scsi-cd" if disk.device == "cdrom" else "scsi-hd"
+        model = scsi_models(self.defn.root.find("devices")).get(addr.controller, DEFAULT_SCSI_MODEL)
+        if model == "virtio-scsi":
+            return {
+                "driver": driver,
+                "bus": f"scsi{addr.controller}.0",
+                "channel": addr.bus,
+                "scsi-id": addr.target,
+                "lun": addr.unit,
+            }
+        if addr.bus or addr.target or addr.unit > 6:
+            raise InvalidXML(
+                f"{disk.label}: an lsilogic SCSI controller has one bus with units 0-6; write "
+                "<address type='drive' controller='N' bus='0' target='0' unit='0-6'/>, or use "
+                "<controller type='scsi' model='virtio-scsi'>."
+            )
+        return {"driver": driver, "bus": f"scsi{addr.controller}.0", "scsi-id": addr.unit}
 
     # --- network ------------------------------------------------------------------------
 
@@ -661,7 +819,11 @@ class _Builder:
         else:
             spec = f"null,id={chardev_id}"
         if dev.log_file is not None:
-            spec += f",logfile={_opt(dev.log_file)},logappend={'on' if dev.log_append else 'off'}"
+            spec += f",logfile={_opt(dev.log_file)}"
+            append = dev.element.find("log")
+            if append is not None and append.get("append") is not None:
+                # as libvirt: QEMU's default (off) unless the XML says
+                spec += f",logappend={'on' if dev.log_append else 'off'}"
         elif self.ctx.console_log is not None and chardev_id == self.console_id:
             spec += f",logfile={_opt(self.ctx.console_log)},logappend=on"
         self.add("-chardev", spec)
@@ -705,7 +867,6 @@ class _Builder:
         defn = self.defn
         graphics = defn.graphics
         if graphics:
-            self.add("-audiodev", _json({"id": "audio1", "driver": "none"}))
             vnc = graphics[0]
             if vnc.listen_type == "socket":
                 path = vnc.socket or f"{self.ctx.domain_dir}/vnc.sock"
@@ -727,7 +888,14 @@ class _Builder:
                 # The password itself never goes on the command line (it would show in
                 # ps); the driver sets it with QMP set_password before the guest runs.
                 spec += ",password=on"
-            self.add("-vnc", f"{spec},audiodev=audio1")
+            share = vnc.element.get("sharePolicy")
+            if share is not None:
+                spec += f",share={share}"
+            audio = sound.first_audio(defn.root.find("devices"))
+            self.add("-vnc", f"{spec},audiodev={audio}")
+            keymap = vnc.element.get("keymap")
+            if keymap is not None:
+                self.add("-k", keymap)
         videos = defn.videos
         if not videos and graphics:
             self.device({"driver": "VGA", "id": "video0"}, "<video>")
@@ -746,9 +914,15 @@ class _Builder:
                     f"{video.label}: only virtio and qxl cards can be a second video device; "
                     "write <model type='virtio'/> or remove it."
                 )
-            if video.model == "vga" and video.vram_kib is not None:
-                props["vgamem_mb"] = max(1, video.vram_kib // 1024)
-            if video.model in ("virtio", "qxl") and video.heads > 1:
+            if video.model == "vga":
+                # libvirt writes its default vram (16 MiB) into every VGA card's XML
+                props["vgamem_mb"] = max(1, (video.vram_kib or 16384) // 1024)
+            elif video.model == "bochs":
+                props["vgamem"] = (video.vram_kib or 16384) * 1024
+            if video.model == "qxl":
+                props.update(_qxl_props(video.element))
+            elif video.model == "virtio":
+                # libvirt fills heads='1' into every card and writes it for virtio
                 props["max_outputs"] = video.heads
             props.update(self.pci(video.element, video.label))
             self.device(props, video.label)
@@ -757,6 +931,9 @@ class _Builder:
         for index, item in enumerate(self.defn.inputs):
             if item.bus == "usb":
                 props = {"driver": _USB_INPUTS[item.type], "id": f"input{index}", "bus": "usb.0"}
+                port = usb_port(item.element)
+                if port is not None:
+                    props["port"] = str(port)
             elif item.bus == "virtio":
                 props = {"driver": _VIRTIO_INPUTS[item.type], "id": f"input{index}"}
                 props.update(self.pci(item.element, item.label))
@@ -764,6 +941,34 @@ class _Builder:
                 # PS/2 mouse and keyboard are part of every PC machine.
                 continue
             self.device(props, item.label)
+
+    # --- audio and sound ----------------------------------------------------------------
+
+    def audio(self) -> None:
+        """``-audiodev`` for each ``<audio>`` (an implicit silent one when a display or a
+        sound card needs a backend and the XML has none, as libvirt adds)."""
+        devices = self.defn.root.find("devices")
+        needed = bool(self.defn.graphics or sound.sound_nodes(devices))
+        for props in sound.audiodevs(devices, needed):
+            self.add("-audiodev", _json(props))
+
+    def sounds(self) -> None:
+        devices = self.defn.root.find("devices")
+        default = sound.first_audio(devices)
+        for index, node in enumerate(sound.sound_nodes(devices)):
+            where = f"<sound> #{index + 1}"
+            placement: dict[str, Any]
+            if node.get("model") == "usb":
+                placement = {"bus": "usb.0"}
+                port = usb_port(node)
+                if port is not None:
+                    placement["port"] = str(port)
+            elif node.get("model") == "sb16":
+                placement = {}  # an ISA card
+            else:
+                placement = self.pci(node, where)
+            for props in sound.sound_devices(node, index, default, placement):
+                self.device(props, where)
 
     # --- panic, balloon, rng, watchdog --------------------------------------------------
 
@@ -804,7 +1009,8 @@ class _Builder:
         defn = self.defn
         for panic in defn.panics:
             if panic.model == "isa":
-                self.device({"driver": "pvpanic", "ioport": _PVPANIC_IOPORT}, panic.label)
+                # at QEMU's default port 0x505, which libvirt does not write either
+                self.device({"driver": "pvpanic"}, panic.label)
             else:
                 self.device(
                     {"driver": "pvpanic-pci", **self.pci(panic.element, panic.label)},
@@ -812,14 +1018,11 @@ class _Builder:
                 )
         balloon = defn.memballoon
         if balloon is not None and balloon.model == "virtio":
-            self.device(
-                {
-                    "driver": "virtio-balloon-pci",
-                    "id": "balloon0",
-                    **self.pci(balloon.element, "<memballoon>"),
-                },
-                "<memballoon>",
-            )
+            props: dict[str, Any] = {"driver": "virtio-balloon-pci", "id": "balloon0"}
+            for attr, prop in _BALLOON_SWITCHES:
+                if balloon.element.get(attr) in ("on", "off"):
+                    props[prop] = balloon.element.get(attr) == "on"
+            self.device({**props, **self.pci(balloon.element, "<memballoon>")}, "<memballoon>")
         self.rngs()
         seen: set[str] = set()
         for index, watchdog in enumerate(defn.watchdogs):
@@ -847,3 +1050,7 @@ class _Builder:
                 },
                 watchdog.label,
             )
+        if defn.watchdogs:
+            # QEMU 7.2's -watchdog-action, as libvirt 9.0 writes it (also for the default)
+            action = defn.watchdogs[0].action
+            self.add("-watchdog-action", _WATCHDOG_ACTIONS.get(action, action))

@@ -63,6 +63,7 @@ from drivers.qemu.argv import (
     build_argv,
     chardev_aliases,
     console_chardev,
+    qemu_environment,
     refused_devices,
 )
 from drivers.qemu.console import Attachment, ConsoleLog, attach
@@ -480,7 +481,9 @@ class QemuRegistry(DomainRegistry):
                 console_log=str(self.console_log_path(live) or "") or None,
             )
             argv = build_argv(live, ctx)
-            process = QemuProcess.spawn(argv, log_path, pass_fds=(listener.fileno(),))
+            process = QemuProcess.spawn(
+                argv, log_path, pass_fds=(listener.fileno(),), env=qemu_environment(live)
+            )
         finally:
             listener.close()
         monitor = self._monitor(rt)

@@ -43,8 +43,10 @@ class QemuProcess:
         log_path: Path,
         pass_fds: tuple[int, ...] = (),
         cwd: Path | None = None,
+        env: dict[str, str] | None = None,
     ) -> QemuProcess:
-        """Start ``argv`` detached; stdout/stderr go to ``log_path``."""
+        """Start ``argv`` detached; stdout/stderr go to ``log_path``; ``env`` adds to the
+        minimal environment QEMU runs with (``<qemu:env>``)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -61,7 +63,11 @@ class QemuProcess:
                     start_new_session=True,
                     close_fds=True,
                     cwd=cwd,
-                    env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                    env={
+                        "LC_ALL": "C",
+                        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                        **(env or {}),
+                    },
                 )
             except OSError as err:
                 raise HypervisorError(

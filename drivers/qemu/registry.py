@@ -15,7 +15,7 @@ from pathlib import Path
 
 from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
 from drivers.domxml import DomainDef, parse_domain
-from drivers.domxml.domain import assign_pci_addresses
+from drivers.domxml.domain import assign_pci_addresses, fill_boot_default
 from drivers.domxml.pci import strip_runtime
 from drivers.errors import (
     DomainExists,
@@ -274,6 +274,7 @@ def prepare_definition(defn: DomainDef) -> None:
     only a running domain has, and give every PCI device an address (stored, so the
     guest's hardware stays where it is across boots, edits and migrations)."""
     strip_runtime(defn.root)
+    fill_boot_default(defn)
     assign_pci_addresses(defn)
 
 

@@ -74,6 +74,12 @@ def test_enough_cases() -> None:
         "no-acpi",
         "kvm-type",
         "memory-units",
+        "sound-models",
+        "audio-file",
+        "inputs-usb-ports",
+        "scsi-lsilogic",
+        "qemu-commandline",
+        "platform-settings",
     } <= set(CASES)
 
 
@@ -284,6 +290,13 @@ SMOKE = [
     "kvm-type",
     "cpu-models",
     "memory-units",
+    "sound-models",
+    "audio-file",
+    "inputs-usb-ports",
+    "scsi-lsilogic",
+    "qemu-commandline",
+    "platform-settings",
+    "vnc-keymap-share",
 ]
 
 
