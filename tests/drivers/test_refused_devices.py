@@ -22,7 +22,6 @@ from drivers.errors import InvalidXML, NotSupported
 from drivers.qemu.argv import refused_devices
 from tests.conftest import require_qemu
 from tests.drivers import libvirt_diff as diff
-from tests.drivers.test_libvirt_corpus import REFUSED as CORPUS_REFUSED
 from tests.drivers.test_pci import Q35_LIBVIRT, domain
 
 REFUSED = {
@@ -225,7 +224,7 @@ CORPUS_REFUSALS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
         None,
         "<graphics> type='spice' is not supported; virtdeck shows consoles over VNC",
     ),
-    ("spice-desktop", "devices/channel", None, "<channel>: channels (guest agent, spicevmc)"),
+    ("spice-desktop", "devices/channel", None, "<channel type='spicevmc'> is not supported"),
     ("spice-desktop", "devices/redirdev", None, "<redirdev>: USB redirection is not"),
     ("spice-desktop", "devices/filesystem", None, "<filesystem>: shared folders (virtiofs, 9p)"),
     ("spice-desktop", "devices/audio", None, "<audio type='spice'>: this backend needs a sound"),
@@ -239,18 +238,6 @@ CORPUS_REFUSALS: list[tuple[str, str, tuple[str, ...] | None, str]] = [
         "<disk> 'vda' <driver>: detect_zeroes, io is not implemented",
     ),
 ]
-
-
-if "corpus/desktop-agent" in CORPUS_REFUSED:
-    # flips with test_libvirt_corpus.REFUSED when the guest-agent channel is merged
-    CORPUS_REFUSALS.append(
-        (
-            "desktop-agent",
-            "devices/channel",
-            None,
-            "<channel>: channels (guest agent, spicevmc) are not implemented; remove <channel>.",
-        )
-    )
 
 
 def _without(tree: etree._Element, parts: list[tuple[str, tuple[str, ...] | None]]) -> None:
