@@ -7,12 +7,14 @@ one-shot commands stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from drivers.model import (
     DomainIdentity,
     DomainInfo,
     DomainState,
+    InputEvent,
     JobInfo,
     MigrationSource,
     StateReason,
@@ -74,6 +76,9 @@ class DomainCalls(DomainIdentity):
     async def id(self) -> int | None:
         value = await self._call("id")
         return int(value) if value is not None else None
+
+    async def send_input(self, events: Sequence[InputEvent]) -> None:
+        await self._call("send_input", events=p.input_to_wire(events))
 
     async def migrate_begin(
         self, offline: bool = False, copy_storage: bool = False

@@ -179,6 +179,7 @@ class TestRegistry(DomainRegistry):
         """The simulated host's memory, in bytes."""
         self.consoles: dict[str, SimulatedConsole] = {}
         """Each domain's console of its last run, by UUID (kept after it stops)."""
+        self._screen_dir: Path | None = None
 
     @property
     def cpus(self) -> int:
@@ -268,6 +269,17 @@ class TestRegistry(DomainRegistry):
     def sample(self) -> StatsSample:
         """The host and its active domains now (by the test driver's clock)."""
         return simstats.sample(self.sorted(), clock(), self.cpus, self.memory)
+
+    def screen_dir(self, rt: DomainRuntime) -> Path | None:
+        # The simulated QEMU writes its screendumps like QEMU does: to a private directory.
+        if self._screen_dir is None:
+            import shutil
+            import tempfile
+            import weakref
+
+            self._screen_dir = Path(tempfile.mkdtemp(prefix="virtdeck-test-screen-"))
+            weakref.finalize(self, shutil.rmtree, self._screen_dir, True)
+        return self._screen_dir
 
     def simulated(self, name: str) -> SimulatedQemu:
         """The simulated QEMU of a running domain, to make its guest act (tests, demo)."""
