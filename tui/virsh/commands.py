@@ -27,6 +27,7 @@ from tui.virsh.options import (
     command_help,
     group_help,
 )
+from tui.virsh.screen import SCREENSHOT, SEND_KEY
 from tui.virsh.shell import Shell
 
 DOMAIN = Opt("domain", "string", "domain name, id or uuid", positional=True, required=True)
@@ -349,6 +350,8 @@ DOMAIN_MANAGEMENT = Group(
             "reset", "reset a domain", "Reset the target domain as if by power button", cmd_reset
         ),
         _verb("resume", "resume a domain", "Resume a previously suspended domain.", cmd_resume),
+        SCREENSHOT,
+        SEND_KEY,
         _verb(
             "shutdown",
             "gracefully shutdown a domain",
