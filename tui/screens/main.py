@@ -74,8 +74,9 @@ def _action_bindings() -> list[BindingType]:
             "screen",
             "Screen",
             id="domain.screen",
-            tooltip="The domain's screen (its display) inside virtdeck, live: keys go to the "
-            "guest, ctrl+] returns, ctrl+\\ sends ctrl+alt+delete and other special keys",
+            show=False,
+            tooltip="The domain's display, live, inside virtdeck: keys go to the guest; ctrl+] "
+            "returns",
         ),
         Binding(
             "l",

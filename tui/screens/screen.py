@@ -275,10 +275,11 @@ class ScreenView(Screen[None]):
         """Draw ``image`` (a frame, or a fixed picture for screenshots and tests)."""
         graphics.show(self.query_one("#screen-image"), image)
         self.frames += 1
-        first = self.size_px is None
+        first = self.size_px != image.size
         self.size_px = image.size
-        if self.state != "shown" or first:
-            self.state = "shown"
+        if self.state != "shown":
+            self._set_state("shown")
+        elif first:
             self._show()
         if shot is not None:
             captured = shot.captured_monotonic
