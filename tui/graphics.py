@@ -151,7 +151,7 @@ def show(widget: Any, image: PILImage) -> None:
     current = getattr(widget, "_image", None)
     size, mode = getattr(current, "size", None), getattr(current, "mode", None)
     same = size == image.size and mode == image.mode
-    if same and type(widget).__name__ == "HalfcellImage" and hasattr(widget, "_renderable"):
+    if same and getattr(widget, "fast_frames", False) and hasattr(widget, "_renderable"):
         renderable = widget._renderable
         if renderable is not None:
             renderable.cleanup()
@@ -177,6 +177,46 @@ def image_widget(
 
     kind = chosen or protocol()
     classes_by_kind: dict[str, Any] = {"kitty": TGPImage, "sixel": SixelImage}
-    cls = classes_by_kind.get(kind, HalfcellImage)
+    cls = classes_by_kind.get(kind) or _merged_halfcell_class(HalfcellImage)
     widget: Widget = cls(id=id, classes=classes)
     return widget
+
+
+_MERGED: Any = None
+
+
+def _merged_halfcell_class(base: Any) -> Any:
+    """textual-image's half-block widget, whose cells reach Textual as runs.
+
+    The library yields one segment per cell; a screen is mostly runs of one colour (a text
+    console's black), and Textual's cost is per segment. Rich's own Segment.simplify joins
+    neighbours of the same style before Textual sees them: the same cells, a fraction of
+    the segments."""
+    global _MERGED
+    if _MERGED is not None:
+        return _MERGED
+    from rich.console import Console, ConsoleOptions, RenderResult
+    from rich.segment import Segment
+    from textual.app import RenderResult as WidgetRender
+    from textual_image.renderable.halfcell import Image as HalfcellRenderable
+
+    class Merged:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+            yield from Segment.simplify(console.render(self.inner, options))
+
+        def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Any:
+            return self.inner.__rich_measure__(console, options)
+
+    class HalfcellFrames(base, Renderable=HalfcellRenderable):  # type: ignore[misc,call-arg]
+        #: graphics.show may swap its picture without a new layout
+        fast_frames = True
+
+        def render(self) -> WidgetRender:
+            inner = super().render()
+            return inner if isinstance(inner, str) else Merged(inner)
+
+    _MERGED = HalfcellFrames
+    return _MERGED

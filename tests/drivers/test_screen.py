@@ -249,3 +249,25 @@ async def test_read_only_looks_but_does_not_type(conn: Connection) -> None:
     await stream.aclose()  # type: ignore[attr-defined]
     with pytest.raises(AccessDenied, match="read-only, so typing on a domain's screen"):
         await dom.send_input(text_events("x"))
+
+
+async def test_a_slow_consumer_gets_fewer_pictures_not_a_backlog() -> None:
+    """Over a slow link the daemon waits for each frame to leave before it takes the next:
+    the stream is pulled, so 30 frames a second become what the consumer takes."""
+    taken = 0
+
+    async def capture() -> Screenshot:
+        nonlocal taken
+        taken += 1
+        return _shot(str(taken).encode())  # always changing
+
+    stream = frames(capture, asyncio.Event, fps=30, idle_fps=1)
+    started = time.monotonic()
+    got = 0
+    async for frame in stream:
+        got += 1
+        assert frame.seq == got
+        await asyncio.sleep(0.25)  # a link that takes a quarter of a second per frame
+        if time.monotonic() - started > 1.0:
+            break
+    assert got <= 5 and taken <= got + 1, (got, taken)

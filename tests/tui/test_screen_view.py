@@ -152,3 +152,27 @@ def test_key_map() -> None:
 )
 def test_graphics_protocol_choice(env: dict[str, str], tty: bool, expected: str) -> None:
     assert graphics.choose(env, tty) == expected
+
+
+async def test_clicks_go_to_the_guests_pointer(tmp_path: Path) -> None:
+    async with await drivers.open(DEFAULT) as conn:
+        await _with_display(conn, "web1")
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        view = await open_screen(pilot, app, "web1")
+        region = view.query_one("#screen-image").region
+        # the picture's middle is the guest's (360, 200): QEMU's absolute axes 0..32767
+        offset = (region.width // 2, region.height // 2)
+        await pilot.click("#screen-image", offset=offset)
+        sim = default_registry().simulated("web1")
+        await until(
+            pilot, lambda: any(e["type"] == "btn" for e in sim.screen.received), what="a click"
+        )
+        moves = [e["data"] for e in sim.screen.received if e["type"] == "abs"]
+        assert {m["axis"] for m in moves} == {"x", "y"}
+        x = next(m["value"] for m in moves if m["axis"] == "x")
+        assert abs(x - 0x7FFF // 2) < 0x7FFF // 20
+        await until(pilot, lambda: len([e for e in sim.screen.received if e["type"] == "btn"]) >= 2)
+        buttons = [e["data"] for e in sim.screen.received if e["type"] == "btn"]
+        assert buttons[:2] == [{"down": True, "button": "left"}, {"down": False, "button": "left"}]

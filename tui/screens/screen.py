@@ -7,7 +7,9 @@ as the link takes them) and are drawn with the best picture protocol the termina
 
 Every key goes to the guest's keyboard (:mod:`tui.screen_keys`) except ctrl+], which
 returns to the table (as in the console), and ctrl+\\, which opens the "send special key"
-menu for what a terminal cannot type (ctrl+alt+delete, ctrl+alt+F1…F12, SysRq). A
+menu for what a terminal cannot type (ctrl+alt+delete, ctrl+alt+F1…F12, SysRq). Clicks and
+the wheel on the picture go to the guest's pointer (absolute: it needs a tablet,
+``<input type='tablet'/>``). A
 read-only host's screen can be watched, not typed on. A domain without a display says so
 and points to its serial console.
 """
@@ -33,6 +35,7 @@ from textual.worker import Worker, WorkerState
 
 from drivers.errors import NotSupported, VirtError
 from drivers.keys import key_combo
+from drivers.model import PointerButton, PointerMove
 from tui import graphics
 from tui.screen_keys import SPECIAL_KEYS, key_events
 from tui.text import inert
@@ -55,6 +58,8 @@ FPS = 10.0
 IDLE_FPS = 1.0
 #: Latencies kept for the status line and the benchmark.
 KEEP = 200
+#: Textual's mouse buttons, as the guest's pointer names them.
+_BUTTONS = {1: "left", 2: "middle", 3: "right"}
 
 
 def decode(data: bytes) -> PILImage:
@@ -312,6 +317,49 @@ class ScreenView(Screen[None]):
         found = key_events(event.key, event.character)
         if found:
             self.send(found)
+
+    def _pointer(self, event: events.MouseEvent) -> PointerMove | None:
+        """Where the mouse is on the guest's screen, in its pixels; None off the picture."""
+        if self.state != "shown" or self.size_px is None:
+            return None
+        region = self.query_one("#screen-image").region
+        x, y = event.screen_x - region.x, event.screen_y - region.y
+        if not (0 <= x < region.width and 0 <= y < region.height):
+            return None
+        width, height = self.size_px
+        return PointerMove(
+            int((x + 0.5) * width / region.width),
+            int((y + 0.5) * height / region.height),
+            width,
+            height,
+        )
+
+    def _click(self, event: events.MouseEvent, down: bool) -> None:
+        where = self._pointer(event)
+        button = _BUTTONS.get(event.button)
+        if where is None or button is None:
+            return
+        event.stop()
+        self.send([where, PointerButton(button, down)])
+
+    def on_mouse_down(self, event: events.MouseDown) -> None:
+        self._click(event, True)
+
+    def on_mouse_up(self, event: events.MouseUp) -> None:
+        self._click(event, False)
+
+    def _wheel(self, event: events.MouseEvent, button: str) -> None:
+        where = self._pointer(event)
+        if where is None:
+            return
+        event.stop()
+        self.send([where, PointerButton(button, True), PointerButton(button, False)])
+
+    def on_mouse_scroll_up(self, event: events.MouseScrollUp) -> None:
+        self._wheel(event, "wheel-up")
+
+    def on_mouse_scroll_down(self, event: events.MouseScrollDown) -> None:
+        self._wheel(event, "wheel-down")
 
     def on_paste(self, event: events.Paste) -> None:
         if self.state != "shown":
