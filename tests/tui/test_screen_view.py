@@ -176,3 +176,29 @@ async def test_clicks_go_to_the_guests_pointer(tmp_path: Path) -> None:
         await until(pilot, lambda: len([e for e in sim.screen.received if e["type"] == "btn"]) >= 2)
         buttons = [e["data"] for e in sim.screen.received if e["type"] == "btn"]
         assert buttons[:2] == [{"down": True, "button": "left"}, {"down": False, "button": "left"}]
+
+
+async def test_the_picture_follows_the_window_and_keeps_its_aspect(tmp_path: Path) -> None:
+    async with await drivers.open(DEFAULT) as conn:
+        await _with_display(conn, "web1")
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        view = await open_screen(pilot, app, "web1")
+        image = view.query_one("#screen-image")
+        await until(pilot, lambda: image.region.width > 0, what="the picture")
+
+        def aspect() -> float:
+            # cells are twice as high as wide (textual-image's default cell of 10x20 pixels)
+            return image.region.width / (image.region.height * 2)
+
+        big = image.region
+        assert abs(aspect() - 720 / 400) < 0.1, big
+        await pilot.resize_terminal(80, 24)
+        await until(pilot, lambda: image.region.width < big.width, what="a smaller picture")
+        assert image.region.height <= 24 - 3  # title, status line, footer
+        assert abs(aspect() - 720 / 400) < 0.15, image.region
+        await pilot.resize_terminal(160, 30)  # wide: the height limits it, centred
+        await until(pilot, lambda: image.region.height == 30 - 3, what="a full-height picture")
+        assert abs(aspect() - 720 / 400) < 0.1, image.region
+        assert image.region.x > 0
