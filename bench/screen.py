@@ -20,6 +20,8 @@ Then key → guest: with "ping" typed on the guest's keyboard beforehand, the En
 own round trip (the keys are in QEMU), locally and over SSH.
 
 Everything started is ended by pid; the state lives in a temporary directory.
+``VIRTDECK_BENCH_PROFILE=/tmp/prof`` writes a cProfile of each TUI child to
+``/tmp/prof-PID``.
 """
 
 from __future__ import annotations

@@ -202,3 +202,17 @@ async def test_the_picture_follows_the_window_and_keeps_its_aspect(tmp_path: Pat
         await until(pilot, lambda: image.region.height == 30 - 3, what="a full-height picture")
         assert abs(aspect() - 720 / 400) < 0.1, image.region
         assert image.region.x > 0
+
+
+async def test_the_keymap_can_move_the_escape_key(tmp_path: Path) -> None:
+    async with await drivers.open(DEFAULT) as conn:
+        await _with_display(conn, "web1")
+    config = '[keymap]\n"screen.back" = "ctrl+b"\n'
+    app = build(tmp_path, config=config)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        assert app.keymap_applied == {"screen.back": "ctrl+b"}
+        view = await open_screen(pilot, app, "web1")
+        assert "^b returns to the table" in str(view.query_one("#screen-status").render())
+        await pilot.press("ctrl+b")
+        await until(pilot, lambda: isinstance(app.screen, MainScreen), what="the table")

@@ -373,6 +373,16 @@ class ScreenView(Screen[None]):
 
     # --- showing it --------------------------------------------------------------------------
 
+    def _key_shown(self, binding_id: str, default: str, shown: str) -> str:
+        """The key of a binding as shown: the default's display, or the keymap's keys."""
+        keymap: dict[str, str] = getattr(self.app, "keymap_applied", {})
+        key = keymap.get(binding_id, default)
+        if key == default:
+            return shown
+        return ", ".join(
+            self.app.get_key_display(Binding(k.strip(), "back")) for k in key.split(",")
+        )
+
     def _set_state(self, state: str, reason: str = "") -> None:
         self.state = state
         self.reason = reason
@@ -389,6 +399,8 @@ class ScreenView(Screen[None]):
             title.append(f" ({self.size_px[0]}x{self.size_px[1]})")
         self.query_one("#screen-title", Label).update(title)
         reason = inert(self.reason, one_line=True).rstrip(".")
+        back = self._key_shown("screen.back", ESCAPE_KEY, ESCAPE_DISPLAY)
+        menu = self._key_shown("screen.special_keys", MENU_KEY, MENU_DISPLAY)
         if self.state == "opening":
             words = f"Opening the screen of {name}…"
         elif self.state == "shown":
@@ -396,11 +408,11 @@ class ScreenView(Screen[None]):
                 "keys go to the guest" if self.writable else "this host is read-only: watching only"
             )
             words = (
-                f"{typing}; {ESCAPE_DISPLAY} returns to the table, {MENU_DISPLAY} sends a "
-                f"special key (ctrl+alt+delete, ctrl+alt+F2 …)"
+                f"{typing}; {back} returns to the table, {menu} sends a special key "
+                "(ctrl+alt+delete, ctrl+alt+F2 …)"
             )
         elif self.state == "nodisplay":
-            words = f"{reason}. Press {ESCAPE_DISPLAY} and c for the serial console."
+            words = f"{reason}. Press {back} and c for the serial console."
         elif self.state == "ended":
             words = f"The screen ended: {reason}. r opens it again."
         else:
