@@ -218,9 +218,7 @@ async def test_real_guest_screen(session: Session, tmp_path: Path) -> None:
         await boot_guest(conn, "tui-screen", image, serial, display=True)
         app = build(tmp_path, uris=("qemu:///session",))
         async with app.run_test(size=SIZE) as pilot:
-            await until(
-                pilot, lambda: any(r.name == "tui-screen" for r in app.store.rows.values())
-            )
+            await until(pilot, lambda: any(r.name == "tui-screen" for r in app.store.rows.values()))
             await until(
                 pilot, lambda: state_of(app, "tui-screen") == "running (booted)", timeout=30
             )
