@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from types import TracebackType
 
 from drivers.errors import NotSupported
@@ -24,9 +24,11 @@ from drivers.model import (
     HostInfo,
     IncomingMigration,
     InterfaceAddresses,
+    InputEvent,
     JobInfo,
     MigrationSource,
     PoolInfo,
+    Screenshot,
     StateReason,
     StatsSample,
     VolumeInfo,
@@ -111,6 +113,26 @@ class Domain(DomainIdentity, abc.ABC):
         the host's DHCP leases ('lease'), the guest agent ('agent') or the host's ARP
         table ('arp'). Names and addresses from the agent are the guest's words."""
         raise NotSupported(f"Domain '{self.name}' reports no addresses on this driver.")
+    # --- the screen (optional: capability 'screen') ----------------------------------------
+
+    async def screenshot(self, format: str = "png") -> Screenshot:  # noqa: A002 - virsh's word
+        """A picture of the domain's display (``virsh screenshot``): QEMU's screendump,
+        PNG unless ``format`` is 'ppm'. NotSupported for a domain without a display."""
+        raise NotSupported(f"Domain '{self.name}' has no screen on this driver.")
+
+    async def screen_frames(
+        self, fps: float = 10.0, idle_fps: float = 1.0
+    ) -> AsyncIterator[Screenshot]:
+        """The live screen, for a viewer: the first picture at once, then each changed one,
+        up to ``fps`` a second while it changes and down to ``idle_fps`` pictures taken
+        while it does not (unchanged ones are not sent). Errors (no display, not running)
+        come from this call, before the stream."""
+        raise NotSupported(f"Domain '{self.name}' has no screen on this driver.")
+
+    async def send_input(self, events: Sequence[InputEvent]) -> None:
+        """Keys, pointer moves and buttons for the guest, in order (QMP
+        ``input-send-event``); :mod:`drivers.keys` makes them from key names and text."""
+        raise NotSupported(f"Domain '{self.name}' takes no input on this driver.")
 
     @property
     def connection(self) -> Connection:

@@ -678,3 +678,65 @@ class InterfaceAddresses:
     name: str
     hwaddr: str | None
     addresses: tuple[IPAddress, ...] = ()
+# --- the guest's screen and input ----------------------------------------------------------
+
+
+@record(kw_only=True)
+class Screenshot:
+    """One picture of a domain's display, as QEMU's ``screendump`` wrote it.
+
+    ``data`` is the whole file (PNG unless another format was asked for); ``width`` and
+    ``height`` are the guest's resolution in pixels. ``captured_monotonic`` is the
+    ``CLOCK_MONOTONIC`` of the host that took it, read when the screendump was issued (the
+    start of a frame's latency); ``seq`` counts the frames of one stream."""
+
+    data: bytes
+    format: str
+    width: int
+    height: int
+    captured_wall: float
+    captured_monotonic: float
+    seq: int = 0
+
+    @property
+    def mime(self) -> str:
+        return "image/png" if self.format == "png" else "image/x-portable-pixmap"
+
+
+@record
+class KeyInput:
+    """A key of the guest's keyboard going down (or up), named by its QEMU qcode
+    (``ctrl``, ``alt``, ``delete``, ``f2``, ``a``; see :data:`drivers.keys.QCODES`)."""
+
+    qcode: str
+    down: bool
+
+
+@record
+class PointerMove:
+    """The absolute pointer (a tablet) moves to pixel (``x``, ``y``) of a frame of
+    ``width`` x ``height`` pixels; the guest needs ``<input type='tablet'>``."""
+
+    x: int
+    y: int
+    width: int
+    height: int
+
+
+@record
+class PointerButton:
+    """A pointer button going down or up: ``left``, ``middle``, ``right``, ``wheel-up``,
+    ``wheel-down``."""
+
+    button: str
+    down: bool
+
+
+@record
+class InputPause:
+    """Hold what is pressed for ``ms`` milliseconds (``send-key --holdtime``)."""
+
+    ms: int
+
+
+InputEvent: TypeAlias = KeyInput | PointerMove | PointerButton | InputPause

@@ -6,7 +6,7 @@ itself; in-process drivers get this wrapper, which refuses them before they reac
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 
 from drivers.api import Connection, ConsoleStream, Domain, EventStream
 from drivers.errors import AccessDenied
@@ -19,9 +19,11 @@ from drivers.model import (
     HostInfo,
     IncomingMigration,
     InterfaceAddresses,
+    InputEvent,
     JobInfo,
     MigrationSource,
     PoolInfo,
+    Screenshot,
     StateReason,
     StatsSample,
     VolumeInfo,
@@ -112,6 +114,18 @@ class ReadOnlyDomain(Domain):
 
     async def abort_job(self) -> None:
         raise _refuse("aborting a migration")
+
+    # Looking at the screen is reading, like the console log; typing on it is not.
+    async def screenshot(self, format: str = "png") -> Screenshot:  # noqa: A002 - virsh's word
+        return await self._inner.screenshot(format)
+
+    async def screen_frames(
+        self, fps: float = 10.0, idle_fps: float = 1.0
+    ) -> AsyncIterator[Screenshot]:
+        return await self._inner.screen_frames(fps, idle_fps)
+
+    async def send_input(self, events: Sequence[InputEvent]) -> None:
+        raise _refuse("typing on a domain's screen")
 
 
 class ReadOnlyConnection(Connection):

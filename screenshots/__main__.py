@@ -1,9 +1,9 @@
 """``python -m screenshots``: regenerate the SVG screenshots in this folder from the demo.
 
-Each screen (main, details, hosts, help, a dialog, migrate, drain, console, logs, stats) in
-each builtin theme, at 120x36 (the stats columns at 170x36), on the demo hosts with a frozen
-clock (and fixed migration figures, statistics and console output), so the images only
-change when the UI does.
+Each screen (main, details, hosts, help, a dialog, migrate, drain, console, screen, logs,
+stats) in each builtin theme, at 120x36 (the stats columns at 170x36), on the demo hosts
+with a frozen clock (and fixed migration figures, statistics, console output and guest
+screen), so the images only change when the UI does.
 """
 
 from __future__ import annotations
@@ -161,6 +161,23 @@ async def _logs(pilot: Pilot[None]) -> None:
     await _keys("slash", *"pong", "enter", "n")(pilot)
 
 
+async def _screen(pilot: Pilot[None]) -> None:
+    """lab/web-01's screen showing a fixed picture: a real screenshot of the test guest's
+    VGA console (tests/tui/data/guest-screen.png), in half-blocks."""
+    from tui.screens.screen import ScreenView, decode
+
+    app = pilot.app
+    assert isinstance(app, VirtdeckApp)
+    key = next(k for k, r in app.store.rows.items() if r.name == "web-01" and r.host == "lab")
+    screen = ScreenView("lab", key[1], "web-01", attach=False)
+    app.push_screen(screen)
+    await _until(pilot, lambda: app.screen is screen)
+    await pilot.pause(0.1)
+    picture = Path(__file__).resolve().parents[1] / "tests" / "tui" / "data" / "guest-screen.png"
+    screen.show_image(decode(picture.read_bytes()))
+    await pilot.pause(0.2)
+
+
 SHOTS: dict[str, Step] = {
     "main": _keys("space", "down", "down", "space", row=("test", "demo")),
     "details": _keys("enter", row=("db-primary", "lab")),
@@ -173,6 +190,7 @@ SHOTS: dict[str, Step] = {
     "migration": _migration,
     "drain": _drain,
     "console": _console,
+    "screen": _screen,
     "logs": _logs,
     "stats": _keys("7"),
     "details-stats": _keys("enter", "t", row=("db-primary", "lab")),

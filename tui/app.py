@@ -87,8 +87,19 @@ def _logs_bindings() -> list[BindingType]:
     return [*LogsScreen.BINDINGS, *LogView.BINDINGS]
 
 
+def _screen_bindings() -> list[BindingType]:
+    from tui.screens.screen import ScreenView, SpecialKeys
+
+    return [*ScreenView.BINDINGS, *SpecialKeys.BINDINGS]
+
+
 #: Screens opened later whose keys the [keymap] may remap, by their ids' first word.
-_SCREEN_BINDINGS = {"console": _console_bindings, "logs": _logs_bindings}
+_SCREEN_BINDINGS = {
+    "console": _console_bindings,
+    "logs": _logs_bindings,
+    "screen": _screen_bindings,
+    "special_keys": _screen_bindings,
+}
 
 HEAD_START_WAIT = 0.05
 """Seconds the app waits for the hosts' first sessions before it draws anything."""

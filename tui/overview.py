@@ -41,6 +41,8 @@ class Overview:
     disks: tuple[Disk, ...] = ()
     nics: tuple[Nic, ...] = ()
     vnc: str = ""
+    #: It has a screen to show (a <graphics> or a <video> card).
+    display: bool = False
     error: str = ""
 
 
@@ -88,4 +90,5 @@ def describe(xml: str) -> Overview:
         disks=disks,
         nics=nics,
         vnc=vnc,
+        display=bool(d.graphics) or any(v.model != "none" for v in d.videos),
     )

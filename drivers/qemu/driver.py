@@ -348,6 +348,9 @@ class QemuRegistry(DomainRegistry):
             reasons.append("The domain runs under KVM, which is not enabled on this host.")
         return reasons
 
+    def screen_dir(self, rt: DomainRuntime) -> Path | None:
+        return self._run_dir(rt.name)
+
     def tunnel_path(self, name: str, direction: str) -> Path | None:
         run_dir = self._run_dir(name)
         run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import abc
 import socket
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
@@ -39,16 +39,18 @@ from drivers.model import (
     HostInfo,
     IncomingMigration,
     InterfaceAddresses,
+    InputEvent,
     JobInfo,
     LifecycleEvent,
     MigrationSource,
     PoolInfo,
+    Screenshot,
     StateReason,
     StatsSample,
     UndefinedDetail,
     VolumeInfo,
 )
-from drivers.qemu import migration
+from drivers.qemu import migration, screen
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.storage import DirectoryPool, MemoryPool
 from drivers.version import VERSION
@@ -132,6 +134,19 @@ class DomainRegistry(abc.ABC):
 
     def stats_stream(self, interval: float) -> AsyncIterator[StatsSample]:
         raise NotSupported("This driver reports no statistics.")
+
+    # --- the screen (drivers whose hypervisor answers screendump) ---------------------------
+
+    def screen_dir(self, rt: DomainRuntime) -> Path | None:
+        """A directory only this process reads, where the hypervisor writes screendumps of
+        ``rt``; None when this driver takes no pictures."""
+        return None
+
+    async def screenshot(self, rt: DomainRuntime, fmt: str) -> Screenshot:
+        directory = self.screen_dir(rt)
+        if directory is None:
+            raise NotSupported(f"Domain '{rt.name}' has no screen on this driver.")
+        return await screen.screenshot(rt, directory, fmt)
 
     def tunnel_path(self, name: str, direction: str) -> Path | None:
         """Where a tunnelled migration's unix socket for domain ``name`` goes ('in' or
@@ -363,6 +378,27 @@ class RuntimeDomain(Domain):
     ) -> AsyncIterator[ConsoleLine]:
         return self._registry.console_lines(self.runtime, since, follow)
 
+    async def screenshot(self, format: str = "png") -> Screenshot:  # noqa: A002 - virsh's word
+        return await self._registry.screenshot(self.runtime, format)
+
+    async def screen_frames(
+        self, fps: float = screen.DEFAULT_FPS, idle_fps: float = screen.IDLE_FPS
+    ) -> AsyncIterator[Screenshot]:
+        screen.check_rates(fps, idle_fps)
+        registry = self._registry
+        first = await registry.screenshot(self.runtime, "png")  # errors now, not in the stream
+        pending: list[Screenshot] = [first]
+
+        async def capture() -> Screenshot:
+            if pending:
+                return pending.pop()
+            return await registry.screenshot(self.runtime, "png")
+
+        return screen.frames(capture, lambda: self.runtime.input_event(), fps, idle_fps)
+
+    async def send_input(self, events: Sequence[InputEvent]) -> None:
+        await screen.send_input(self.runtime, events)
+
     async def migrate_begin(
         self, offline: bool = False, copy_storage: bool = False
     ) -> MigrationSource:
@@ -418,7 +454,7 @@ class RegistryConnection(Connection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        caps = {"migration", "interface-addresses"}
+        caps = {"migration", "interface-addresses", "screen"}
         if self.registry.pool is not None:
             caps.add("storage")
         return frozenset(caps)

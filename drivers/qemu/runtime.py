@@ -175,6 +175,18 @@ class DomainRuntime:
         self.migration_status: str | None = None
         #: The current or last migration job of this domain.
         self.migration: Job | None = None
+        self._input = asyncio.Event()
+
+    # --- input to the guest's screen -------------------------------------------------
+
+    def input_sent(self) -> None:
+        """Keys or the pointer went to the guest: screen viewers look again at once."""
+        self._input.set()
+        self._input = asyncio.Event()
+
+    def input_event(self) -> asyncio.Event:
+        """Set at the next :meth:`input_sent`."""
+        return self._input
 
     # --- reading --------------------------------------------------------------------
 

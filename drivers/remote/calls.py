@@ -7,6 +7,7 @@ one-shot commands stay fast.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Protocol
 
 from drivers.model import (
@@ -14,6 +15,7 @@ from drivers.model import (
     DomainInfo,
     DomainState,
     InterfaceAddresses,
+    InputEvent,
     JobInfo,
     MigrationSource,
     StateReason,
@@ -81,6 +83,9 @@ class DomainCalls(DomainIdentity):
     async def id(self) -> int | None:
         value = await self._call("id")
         return int(value) if value is not None else None
+
+    async def send_input(self, events: Sequence[InputEvent]) -> None:
+        await self._call("send_input", events=p.input_to_wire(events))
 
     async def migrate_begin(
         self, offline: bool = False, copy_storage: bool = False

@@ -34,13 +34,19 @@ from drivers.model import (
     IncomingMigration,
     InterfaceAddresses,
     IPAddress,
+    InputEvent,
+    InputPause,
     JobInfo,
     JobPhase,
     JobProgressEvent,
+    KeyInput,
     LifecycleEvent,
     MigrationSource,
     NetStats,
+    PointerButton,
+    PointerMove,
     PoolInfo,
+    Screenshot,
     StatsSample,
     VolumeInfo,
 )
@@ -452,3 +458,84 @@ def event_from_wire(data: dict[str, Any]) -> Event:
     if cls is JobProgressEvent:
         fields["info"] = job_from_wire(fields.get("info"))
     return cls(**fields)
+
+
+# --- the screen ----------------------------------------------------------------------------
+
+#: The bytes a screen frame's header may take at most (JSON, then a newline, then the image).
+_SHOT_HEADER_MAX = 1024
+
+
+def screenshot_to_wire(shot: Screenshot) -> bytes:
+    """A picture as one stream frame's data: a one-line JSON header, then the image."""
+    header = {
+        "format": shot.format,
+        "width": shot.width,
+        "height": shot.height,
+        "wall": shot.captured_wall,
+        "monotonic": shot.captured_monotonic,
+        "seq": shot.seq,
+    }
+    return json.dumps(header, separators=(",", ":")).encode() + b"\n" + shot.data
+
+
+def screenshot_from_wire(data: bytes) -> Screenshot:
+    head, newline, image = data.partition(b"\n")
+    if not newline or len(head) > _SHOT_HEADER_MAX:
+        raise ProtocolError("A screen frame from the daemon has no header.")
+    try:
+        header = json.loads(head)
+        return Screenshot(
+            data=image,
+            format=str(header["format"]),
+            width=int(header["width"]),
+            height=int(header["height"]),
+            captured_wall=float(header["wall"]),
+            captured_monotonic=float(header["monotonic"]),
+            seq=int(header.get("seq", 0)),
+        )
+    except (ValueError, KeyError, TypeError) as err:
+        raise ProtocolError(f"A screen frame's header is malformed: {err}.") from err
+
+
+_INPUT_KINDS: dict[str, type[InputEvent]] = {
+    "key": KeyInput,
+    "move": PointerMove,
+    "button": PointerButton,
+    "pause": InputPause,
+}
+_INPUT_NAMES = {cls: name for name, cls in _INPUT_KINDS.items()}
+
+
+def input_to_wire(events: typing.Sequence[InputEvent]) -> list[dict[str, Any]]:
+    return [{"kind": _INPUT_NAMES[type(e)], **to_wire(e)} for e in events]
+
+
+def input_from_wire(data: Any) -> list[InputEvent]:
+    """Input events from a call's arguments; InvalidArgument (the caller's mistake, not a
+    broken protocol) for anything else."""
+    from drivers.errors import InvalidArgument
+
+    if not isinstance(data, list):
+        raise InvalidArgument("Argument 'events' must be a list of input events.")
+    events: list[InputEvent] = []
+    for item in data:
+        cls = _INPUT_KINDS.get(str(item.get("kind"))) if isinstance(item, dict) else None
+        if cls is None:
+            raise InvalidArgument(
+                f"An input event must have a kind ({', '.join(_INPUT_KINDS)}), not {item!r}."
+            )
+        hints = _hints(cast(Hashable, cls))
+        values: dict[str, Any] = {}
+        for name in records.fields(cls):
+            value = item.get(name)
+            kind = hints[name]
+            if kind is bool and not isinstance(value, bool):
+                raise InvalidArgument(f"Input event field '{name}' must be true or false.")
+            if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                raise InvalidArgument(f"Input event field '{name}' must be a whole number.")
+            if kind is str and not isinstance(value, str):
+                raise InvalidArgument(f"Input event field '{name}' must be a string.")
+            values[name] = value
+        events.append(cls(**values))
+    return events

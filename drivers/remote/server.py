@@ -25,7 +25,7 @@ from drivers.errors import (
     ProtocolError,
     VirtError,
 )
-from drivers.model import ConsoleLine, Event
+from drivers.model import ConsoleLine, Event, Screenshot
 from drivers.remote import protocol as p
 from drivers.remote import tunnel
 from drivers.version import VERSION
@@ -197,6 +197,11 @@ async def _interface_addresses(conn: Connection, args: dict[str, Any]) -> Any:
     return p.interfaces_to_wire(found)
 
 
+async def _send_input(conn: Connection, args: dict[str, Any]) -> Any:
+    dom = await _domain(conn, args)
+    await dom.send_input(p.input_from_wire(args.get("events")))
+
+
 async def _free_memory(conn: Connection, args: dict[str, Any]) -> Any:
     return await conn.free_memory()
 
@@ -213,6 +218,7 @@ METHODS: dict[str, Handler] = {
     "domain.migrate_perform": _migrate_perform,
     "domain.migrate_confirm": _migrate_confirm,
     "domain.job_info": _job_info,
+    "domain.send_input": _send_input,
     "storage.pool_info": _pool_info,
     "storage.list_volumes": _list_volumes,
     "storage.create_volume": _create_volume,
@@ -394,7 +400,65 @@ async def _stats(session: ClientSession, args: dict[str, Any]) -> Any:
     return {}
 
 
+def _screen_frame(stream: int, shot: Screenshot) -> bytes:
+    frame = p.encode_bytes(stream, p.screenshot_to_wire(shot))
+    if len(frame) - p.HEADER_SIZE + 1 > p.MAX_FRAME:
+        raise OperationFailed(
+            f"The screen's picture is {len(shot.data)} bytes, more than one message of the "
+            f"daemon protocol carries ({p.MAX_FRAME >> 20} MiB); lower the guest's resolution."
+        )
+    return frame
+
+
+async def _screen_capture(session: ClientSession, args: dict[str, Any]) -> Any:
+    """One screenshot, sent on the client's stream as one byte frame, then the end."""
+    stream = _new_stream(session, args)
+    dom = await _domain(session.conn, args)
+    shot = await dom.screenshot(_arg(args, "format", str, "png"))
+    await session.send_now(_screen_frame(stream, shot))
+    session.send({"type": "stream-end", "stream": stream, "reason": "the screenshot was sent"})
+    return {"width": shot.width, "height": shot.height, "format": shot.format}
+
+
+def _rate(args: dict[str, Any], name: str, default: float) -> float:
+    value = args.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise InvalidArgument(f"Argument '{name}' must be a number of frames per second.")
+    return float(value)
+
+
+async def _screen_open(session: ClientSession, args: dict[str, Any]) -> Any:
+    """The live screen: each changed picture as a byte frame of the client's stream. A
+    frame is taken only once the last one was written to the transport, so a slow link
+    gets fewer frames instead of a backlog."""
+    stream = _new_stream(session, args)
+    dom = await _domain(session.conn, args)
+    shots = await dom.screen_frames(_rate(args, "fps", 10.0), _rate(args, "idle_fps", 1.0))
+    end = tunnel.StreamEnd(stream)
+    session.streams[stream] = end
+
+    async def send_frames() -> None:
+        reason = "the screen closed"
+        try:
+            async for shot in shots:
+                await session.send_now(_screen_frame(stream, shot))
+        except VirtError as err:
+            reason = err.message
+        except (ConnectionError, OSError):
+            reason = "the client went away"
+        finally:
+            with contextlib.suppress(Exception):
+                await shots.aclose()  # type: ignore[attr-defined]
+            session.streams.pop(stream, None)
+            session.send({"type": "stream-end", "stream": stream, "reason": reason})
+
+    end.task = asyncio.create_task(send_frames())
+    return {}
+
+
 SESSION_METHODS: dict[str, SessionHandler] = {
+    "screen.capture": _screen_capture,
+    "screen.open": _screen_open,
     "stats.subscribe": _stats,
     "console.open": _console_open,
     "console.log": _console_log,

@@ -181,6 +181,7 @@ class TestRegistry(DomainRegistry):
         """The simulated host's memory, in bytes."""
         self.consoles: dict[str, SimulatedConsole] = {}
         """Each domain's console of its last run, by UUID (kept after it stops)."""
+        self._screen_dir: Path | None = None
 
     @property
     def cpus(self) -> int:
@@ -296,6 +297,17 @@ class TestRegistry(DomainRegistry):
     async def agent_shutdown(self, rt: DomainRuntime) -> None:
         # The simulated guest's agent powers it off, a moment later, as a real one does.
         asyncio.get_running_loop().call_soon(self.simulated(rt.name).guest_poweroff)
+
+    def screen_dir(self, rt: DomainRuntime) -> Path | None:
+        # The simulated QEMU writes its screendumps like QEMU does: to a private directory.
+        if self._screen_dir is None:
+            import shutil
+            import tempfile
+            import weakref
+
+            self._screen_dir = Path(tempfile.mkdtemp(prefix="virtdeck-test-screen-"))
+            weakref.finalize(self, shutil.rmtree, self._screen_dir, True)
+        return self._screen_dir
 
     def simulated(self, name: str) -> SimulatedQemu:
         """The simulated QEMU of a running domain, to make its guest act (tests, demo)."""

@@ -111,6 +111,11 @@ class SimulatedConsole:
     # --- the guest's side -------------------------------------------------------------
 
     @property
+    def partial(self) -> str:
+        """What the guest wrote after its last newline."""
+        return self._partial
+
+    @property
     def prompt(self) -> str:
         return f"root@{self.name}:~# "
 

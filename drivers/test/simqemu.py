@@ -22,7 +22,7 @@ from typing import Any
 from drivers.errors import HypervisorError
 from drivers.qemu.events import Trigger
 from drivers.qemu.runtime import DomainRuntime
-from drivers.test import simconsole, simmigration
+from drivers.test import simconsole, simmigration, simscreen
 
 #: How long the simulated guest takes to act on the ACPI power button.
 GUEST_DELAY = 0.02
@@ -52,6 +52,8 @@ class SimulatedQemu:
             },
         )
         """The guest's serial console (this run's: a new process has a new one)."""
+        self.screen = simscreen.SimulatedScreen(self.console)
+        """Its display and keyboard (the keyboard types into the same shell)."""
         self.pid: int | None = next(_pids)
         self._gone = asyncio.Event()
         self._started = time.monotonic()
@@ -238,6 +240,26 @@ class SimulatedQemu:
         return []
 
     def _cmd_dump_guest_memory(self, args: Mapping[str, object]) -> Any:
+        return {}
+
+    def _cmd_screendump(self, args: Mapping[str, object]) -> Any:
+        data = self.screen.png()
+        if args.get("format") == "ppm":
+            import io
+
+            from PIL import Image
+
+            out = io.BytesIO()
+            Image.open(io.BytesIO(data)).convert("RGB").save(out, format="PPM")
+            data = out.getvalue()
+        with open(str(args["filename"]), "wb") as file:
+            file.write(data)
+        return {}
+
+    def _cmd_input_send_event(self, args: Mapping[str, object]) -> Any:
+        events = args.get("events")
+        assert isinstance(events, list)
+        self.screen.receive(events)
         return {}
 
     def kill(self, force: bool) -> None:

@@ -26,9 +26,12 @@ def guest_xml(
     on_reboot: str = "restart",
     on_crash: str = "restart",
     uuid: str | None = None,
+    display: bool = False,
 ) -> str:
-    """The domain of libvirt-semantics.md §8: q35, 256 MiB, direct kernel boot, isa panic."""
+    """The domain of libvirt-semantics.md §8: q35, 256 MiB, direct kernel boot, isa panic;
+    with ``display``, a VGA card too (no VNC server: the screen is read with screendump)."""
     uuid_line = f"<uuid>{uuid}</uuid>" if uuid else ""
+    video = "\n    <video><model type='vga'/></video>" if display else ""
     return f"""<domain type='qemu'>
   <name>{name}</name>
   {uuid_line}
@@ -50,7 +53,7 @@ def guest_xml(
       <target port='0'/>
     </serial>
     <panic model='isa'/>
-    <memballoon model='none'/>
+    <memballoon model='none'/>{video}
   </devices>
 </domain>"""
 
@@ -61,10 +64,12 @@ async def state_of(conn: Connection, name: str) -> str:
     return state_words(state, reason)
 
 
-async def boot_guest(conn: Connection, name: str, guest: GuestImage, serial: Path) -> Domain:
-    """Define and start the test guest with its console on ``serial``; returns once it is
-    READY."""
-    dom = await conn.define_xml(guest_xml(name, guest, serial))
+async def boot_guest(
+    conn: Connection, name: str, guest: GuestImage, serial: Path, display: bool = False
+) -> Domain:
+    """Define and start the test guest with its console on ``serial`` (and a VGA card with
+    ``display``); returns once it is READY."""
+    dom = await conn.define_xml(guest_xml(name, guest, serial, display=display))
     await dom.start()
     async with await SerialConsole.connect(serial) as console:
         await console.wait_for(READY_RE, timeout=60)

@@ -56,8 +56,9 @@ __all__ = [
 ]
 
 #: Kernel command line for the guest (panic=-1: reboot at once after a panic
-#: when QEMU lets the guest run on, e.g. ``-action panic=none``).
-CMDLINE = "console=ttyS0 panic=-1 quiet"
+#: when QEMU lets the guest run on, e.g. ``-action panic=none``; the kernel prints
+#: to the VGA text console too, and /dev/console is the serial line, the last one).
+CMDLINE = "console=tty0 console=ttyS0 panic=-1 quiet"
 QEMU_BINARY = "qemu-system-x86_64"
 
 READY_RE: re.Pattern[str] = re.compile(

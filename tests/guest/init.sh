@@ -11,6 +11,9 @@
 # org.qemu.guest_agent.0 virtio port: the handshake and the few commands virtdeck sends.
 # The kernel parameter virtdeck.cmd=<cmd> (or virtdeck.cmd="<cmd with spaces>")
 # runs <cmd> right after the READY line.
+# The VGA text console (tty1, when the domain has a display) shows the READY line
+# too and takes the same commands, typed on the guest's keyboard; the answers go
+# to the serial console like all the others.
 #
 # PID 1 must never exit (that would panic the kernel and look like a guest
 # crash to QEMU's pvpanic), so everything below is defensive.
@@ -149,6 +152,19 @@ run_cmd() {
 
 read -r up _ </proc/uptime
 echo "VIRTDECK-GUEST-READY uptime=$up kernel=$(uname -r)"
+
+# A subshell: a failed redirection must not end PID 1.
+(
+    exec 3</dev/tty1 || exit 0
+    echo "VIRTDECK-GUEST-READY uptime=$up kernel=$(uname -r)" >/dev/tty1
+    while :; do
+        if read -r line <&3; then
+            run_cmd "${line%"$CR"}"
+        else
+            sleep 1
+        fi
+    done
+) 2>/dev/null &
 
 # virtdeck.cmd=<word> or virtdeck.cmd="<words>" on the kernel command line.
 read -r cmdline </proc/cmdline

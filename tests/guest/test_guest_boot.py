@@ -169,7 +169,7 @@ async def _wait_ready(guest: RunningGuest, image: GuestImage) -> float:
 
 def test_image_files() -> None:
     image = require_guest()
-    assert image.cmdline == "console=ttyS0 panic=-1 quiet"
+    assert image.cmdline == "console=tty0 console=ttyS0 panic=-1 quiet"
     assert image.kernel.stat().st_size > 1_000_000
     assert image.kernel_version.endswith("-cloud-amd64")
     with gzip.open(image.initrd) as fh:

@@ -198,3 +198,47 @@ async def test_real_guest_console_and_logs(session: Session, tmp_path: Path) -> 
         await dom.destroy()
     finally:
         await conn.close()
+
+
+async def test_real_guest_screen(session: Session, tmp_path: Path) -> None:
+    """qemu:///session with the real guest and a VGA card: v shows its screen (frames from
+    QEMU's screendump, drawn), keys typed reach the guest (its tty1 reads them, the answer
+    comes on the serial line), ctrl+] returns to the table."""
+    from tests.conftest import require_qemu
+    from tests.e2e.helpers import boot_guest
+    from tests.guest import SerialConsole, require_guest
+    from tests.tui.test_screen_view import open_screen
+    from tui.screens.main import MainScreen
+
+    require_qemu()
+    image = require_guest()
+    serial = session.base / "tui-scr.sock"
+    conn = await drivers.open("qemu:///session")
+    try:
+        await boot_guest(conn, "tui-screen", image, serial, display=True)
+        app = build(tmp_path, uris=("qemu:///session",))
+        async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: any(r.name == "tui-screen" for r in app.store.rows.values()))
+            await until(
+                pilot, lambda: state_of(app, "tui-screen") == "running (booted)", timeout=30
+            )
+            view = await open_screen(pilot, app, "tui-screen")
+            assert view.state == "shown", view.reason
+            assert view.size_px == (720, 400)
+            await until(pilot, lambda: len(view.painted) >= 1, what="a painted frame")
+            frames = view.frames
+            async with await SerialConsole.connect(serial) as console:
+                console.mark()
+                await pilot.press("p", "i", "n", "g", "enter")
+                await console.wait_for("VIRTDECK-PONG", timeout=20)
+            # what was typed shows on the guest's VGA console: new frames came
+            await until(pilot, lambda: view.frames > frames, timeout=10, what="a new frame")
+            latency = [painted - captured for captured, painted in view.painted]
+            assert all(0 <= s < 5 for s in latency), latency
+            await pilot.press("ctrl+right_square_bracket")
+            await until(pilot, lambda: isinstance(app.screen, MainScreen))
+            await settle(app)
+            assert not [n for n in app._notifications if n.severity == "error"]
+        await (await conn.lookup("tui-screen")).destroy()
+    finally:
+        await conn.close()

@@ -1,5 +1,8 @@
 """A domain's details: overview (from its XML), the XML itself, its event history, and its
-statistics (the last minute and the last five minutes, when its host sends them)."""
+statistics (the last minute and the last five minutes, when its host sends them).
+
+Beside the overview of a running domain with a display, a small live picture of its screen,
+taken again every few seconds while the screen is open (``v`` on the table shows it big)."""
 
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ from rich.console import Group, RenderableType
 from rich.syntax import Syntax
 from rich.table import Table
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Static, TabbedContent, TabPane
 
+from drivers.errors import VirtError
+from tui import graphics
 from tui.messages import DomainXmlLoaded
 from tui.overview import Overview
 from tui.state import Changes, DomainRow, memory_text, uptime_text
@@ -74,6 +80,25 @@ class DetailsScreen(Screen[None]):
         & #details-tabs {
             height: 1fr;
         }
+        & #overview-row {
+            height: 1fr;
+        }
+        & #thumb {
+            width: 44;
+            height: auto;
+            padding: 0 1;
+            display: none;
+            &.-shown {
+                display: block;
+            }
+            & > #thumb-image {
+                width: 40;
+                height: auto;
+            }
+            & > #thumb-caption {
+                color: $text-muted;
+            }
+        }
         & #overview-body, & #xml-body, & #events-body, & #stats-body {
             padding: 0 1;
         }
@@ -101,6 +126,7 @@ class DetailsScreen(Screen[None]):
         self.uuid = uuid
         self.overview: Overview | None = None
         self.xml: str | None = None
+        self._ticks = 0
 
     @property
     def vapp(self) -> VirtdeckApp:
@@ -112,8 +138,13 @@ class DetailsScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Label(id="details-title", classes="screen-title")
         with TabbedContent(initial="overview", id="details-tabs"):
-            with TabPane("Overview", id="overview"), VerticalScroll():
-                yield Static(Text("Reading the definition…"), id="overview-body")
+            with TabPane("Overview", id="overview"), Horizontal(id="overview-row"):
+                with VerticalScroll():
+                    yield Static(Text("Reading the definition…"), id="overview-body")
+                with Vertical(id="thumb"):
+                    yield Label(Text("Screen", style="bold"))
+                    yield graphics.image_widget(id="thumb-image")
+                    yield Static(id="thumb-caption")
             with TabPane("XML", id="xml"), VerticalScroll():
                 yield Static(Text("Reading the definition…"), id="xml-body")
             with TabPane("Events", id="events"), VerticalScroll():
@@ -132,6 +163,7 @@ class DetailsScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        self.vapp.ticked.subscribe(self, self._on_tick)
         self.vapp.domains_changed.subscribe(self, self._on_changes, immediate=True)
         self._show_stats()
         self.vapp.theme_changed_signal.subscribe(self, lambda _: self._show_all(), immediate=True)
@@ -147,6 +179,8 @@ class DetailsScreen(Screen[None]):
             self._show_title()
             self._show_overview()
             self._show_events()
+            if self.query_one("#thumb").has_class("-shown") != self._thumb_wanted():
+                self._thumbnail()
         if key in changes.stats or self.host in changes.relinked:
             self._show_stats()
 
@@ -154,6 +188,50 @@ class DetailsScreen(Screen[None]):
         self.xml = message.xml
         self.overview = message.overview
         self._show_all()
+        self._thumbnail()
+
+    # --- the screen's thumbnail --------------------------------------------------------------
+
+    def _thumb_wanted(self) -> bool:
+        row = self._row()
+        ov = self.overview
+        if row is None or ov is None or not ov.display or not row.state.is_active:
+            return False
+        if self.vapp.store.is_lost(row.key):
+            return False
+        try:
+            return "screen" in self.vapp.connection(self.host).capabilities
+        except VirtError:
+            return False
+
+    def _on_tick(self, _now: float) -> None:
+        self._ticks += 1
+        if self._ticks % THUMB_SECONDS == 0 and self.app.screen is self:
+            self._thumbnail()
+
+    def _thumbnail(self) -> None:
+        wanted = self._thumb_wanted()
+        self.query_one("#thumb").set_class(wanted, "-shown")
+        if wanted:
+            self._take_thumbnail()
+
+    @work(group="thumbnail", exclusive=True, exit_on_error=False, description="screen thumbnail")
+    async def _take_thumbnail(self) -> None:
+        caption = self.query_one("#thumb-caption", Static)
+        try:
+            dom = await self.vapp.connection(self.host).lookup_by_uuid(self.uuid)
+            shot = await dom.screenshot()
+        except VirtError as err:
+            # Not the app's error: a picture that could not be taken this time (the guest
+            # stopped meanwhile); the caption says so and the next tick tries again.
+            caption.update(Text(inert(err.message)))
+            return
+        from tui.screens.screen import decode
+
+        graphics.show(self.query_one("#thumb-image"), decode(shot.data))
+        caption.update(
+            Text(f"{shot.width}x{shot.height}, every {THUMB_SECONDS} s; v on the table opens it")
+        )
 
     def _show_all(self) -> None:
         self._show_title()
@@ -276,6 +354,9 @@ class DetailsScreen(Screen[None]):
     def action_tab(self, name: str) -> None:
         self.query_one(TabbedContent).active = name
 
+
+#: How often the thumbnail of the screen is taken again, in seconds (app ticks).
+THUMB_SECONDS = 3
 
 _SPANS = ((60, "last minute"), (HISTORY_SECONDS, "last 5 minutes"))
 _FIGURES = (

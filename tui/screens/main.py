@@ -70,6 +70,15 @@ def _action_bindings() -> list[BindingType]:
             "(as in virsh console)",
         ),
         Binding(
+            "v",
+            "screen",
+            "Screen",
+            id="domain.screen",
+            show=False,
+            tooltip="The domain's display, live, inside virtdeck: keys go to the guest; ctrl+] "
+            "returns",
+        ),
+        Binding(
             "l",
             "logs",
             "Logs",
@@ -435,6 +444,7 @@ class MainScreen(Screen[None]):
         *ACTIONS_BY_NAME,
         "edit_xml",
         "console",
+        "screen",
         "logs",
         "new_domain",
         "details",
@@ -483,6 +493,8 @@ class MainScreen(Screen[None]):
             return store.hosts[row.host].config.writable
         if action in ("console", "logs"):
             return self._can_console(action == "console")
+        if action == "screen":
+            return self._can_screen()
         if action == "new_domain":
             return any(not h.lost and h.config.writable for h in store.hosts.values())
         if action in ("details", "mark"):
@@ -513,6 +525,21 @@ class MainScreen(Screen[None]):
         if interactive and not row.state.is_active:
             return None
         return True
+
+    def _can_screen(self) -> bool | None:
+        """The screen: on a connected host whose driver shows screens (read-only hosts
+        too: watching is reading), dimmed while the domain is not running."""
+        row = self.cursor_row()
+        store = self.vapp.store
+        if row is None or store.is_lost(row.key):
+            return False
+        try:
+            conn = self.vapp.connection(row.host)
+        except VirtError:
+            return False
+        if "screen" not in conn.capabilities:
+            return False
+        return True if row.state.is_active else None
 
     def _can_migrate(self) -> bool | None:
         """Hidden on read-only and lost hosts and where no other host can receive it;
@@ -677,6 +704,19 @@ class MainScreen(Screen[None]):
         from tui.screens.console import ConsoleScreen
 
         self.app.push_screen(ConsoleScreen(host, uuid, name))
+
+    def action_screen(self) -> None:
+        """The screen of the cursor's domain."""
+        row = self.cursor_row()
+        if row is None or self._can_screen() is not True:
+            return
+        self.open_screen(row.host, row.uuid, row.name)
+
+    def open_screen(self, host: str, uuid: str, name: str) -> None:
+        from tui.screens.screen import ScreenView
+
+        writable = self.vapp.store.hosts[host].config.writable
+        self.app.push_screen(ScreenView(host, uuid, name, writable=writable))
 
     def action_logs(self) -> None:
         """The console log of the cursor's domain."""

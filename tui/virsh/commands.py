@@ -28,6 +28,7 @@ from tui.virsh.options import (
     command_help,
     group_help,
 )
+from tui.virsh.screen import SCREENSHOT, SEND_KEY
 from tui.virsh.shell import Shell
 
 DOMAIN = Opt("domain", "string", "domain name, id or uuid", positional=True, required=True)
@@ -350,6 +351,8 @@ DOMAIN_MANAGEMENT = Group(
         ),
         _verb("resume", "resume a domain", "Resume a previously suspended domain.", cmd_resume),
         SHUTDOWN,
+        SCREENSHOT,
+        SEND_KEY,
         Command(
             "start",
             "start a (previously defined) inactive domain",

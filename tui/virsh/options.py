@@ -26,7 +26,7 @@ class Opt:
     """One option of a command; ``positional`` ones may also be given without ``--name``."""
 
     name: str
-    kind: Literal["bool", "string", "number"]
+    kind: Literal["bool", "string", "number", "argv"]
     help: str
     positional: bool = False
     required: bool = False
@@ -72,6 +72,13 @@ class Args:
             raise InvalidArgument(f"Failed to get option '{name}': Option argument is empty")
         return value
 
+    def words(self, name: str) -> list[str]:
+        """An ``argv`` option's words (virsh's ``{keycode}...``), in order."""
+        value = self.values.get(name)
+        if not isinstance(value, str) or not value:
+            return []
+        return value.split("\0")
+
     def required(self, name: str) -> str:
         value = self.text(name)
         assert value is not None, f"{name} is a required option"
@@ -93,7 +100,12 @@ def parse(command: Command, words: Sequence[str]) -> Args:
     while pending:
         word = pending.pop()
         if only_positional or not word.startswith("--"):
-            slot = next((opt for opt in positionals if opt.name not in args.values), None)
+            slot = next(
+                (o for o in positionals if o.name not in args.values or o.kind == "argv"), None
+            )
+            if slot is not None and slot.kind == "argv" and slot.name in args.values:
+                args.values[slot.name] = f"{args.values[slot.name]}\0{word}"
+                continue
             if slot is None:
                 if command.name == "help":
                     continue  # virsh's help ignores what it does not need
@@ -146,6 +158,9 @@ def command_help(command: Command) -> str:
     for opt in command.opts:
         if opt.kind == "bool":
             synopsis += f" [--{opt.name}]"
+            continue
+        if opt.kind == "argv":
+            synopsis += f" {{{opt.name}}}..." if opt.required else f" [{{{opt.name}}}...]"
             continue
         shown = f"<{opt.name}>" if opt.positional else f"--{opt.name} <{_placeholder(opt)}>"
         synopsis += f" {shown}" if opt.required else f" [{shown}]"
