@@ -380,7 +380,6 @@ class Run:
         await self._observe_other("migrate.destination", dst, dst_mark)
 
         # Back again, slowly (1 MiB/s), aborted once the job runs.
-        dst_mark = self.dst_watcher.mark()
         src_mark = self.watcher.mark()
         argv = self.side.argv(
             "migrate", "--live", "--persistent", "--xml", back_xml, "--bandwidth", "1",
@@ -416,7 +415,6 @@ class Run:
         state = await self.side.domstate(NAME)
         events, other = normalise(self.watcher.lines[src_mark:])
         self.observations.append(Observation("domjobabort.destination", state, events, other))
-        del dst_mark
         with contextlib.suppress(Exception):
             await self.side.cli("destroy", NAME, uri=dst, check=False)
             await self.side.cli("undefine", NAME, uri=dst, check=False)
