@@ -68,6 +68,7 @@ from drivers.qemu.argv import (
 )
 from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
+from drivers.qemu.lifecycle import refused_actions
 from drivers.qemu.monitor import Monitor
 from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
 from drivers.qemu.registry import DomainRegistry, RegistryConnection, prepare_definition
@@ -267,7 +268,7 @@ class QemuRegistry(DomainRegistry):
                 f"Domain '{defn.name}' has type '{defn.virt_type}'; the QEMU driver runs "
                 "<domain type='qemu'> (TCG) or type='kvm'."
             )
-        problems = refused_devices(defn)
+        problems = refused_devices(defn) + refused_actions(defn)
         if problems:
             raise NotSupported(f"Domain '{defn.name}' cannot be defined: {' '.join(problems)}")
 

@@ -97,12 +97,25 @@ class Run:
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def xml_file(self, on_crash: str, serial: Path | None = None, tag: str = "") -> str:
+    def xml_file(
+        self,
+        on_crash: str,
+        serial: Path | None = None,
+        tag: str = "",
+        on_poweroff: str = "destroy",
+        on_reboot: str = "restart",
+    ) -> str:
         key = f"{on_crash}{tag}"
         if key not in self.files:
             path = self.scratch / f"{key}.xml"
             text = guest_xml(
-                NAME, self.image, serial or self.serial, on_crash=on_crash, uuid=self.uuid
+                NAME,
+                self.image,
+                serial or self.serial,
+                on_poweroff=on_poweroff,
+                on_reboot=on_reboot,
+                on_crash=on_crash,
+                uuid=self.uuid,
             )
             path.write_text(text)
             self.files[key] = path
@@ -209,8 +222,9 @@ class Run:
         await self.step("reboot", lambda: self.cli("reboot", NAME), boot=BOOT_TIMEOUT)
         await self.step("paused.suspend", lambda: self.cli("suspend", NAME), until="Suspended")
         await self.step("paused.reboot", lambda: self.cli("reboot", NAME))
-        await self.step("paused.resume", lambda: self.cli("resume", NAME), boot=20)
+        await self.step("paused.resume", lambda: self.cli("resume", NAME), boot=BOOT_TIMEOUT)
         await self.step("guest-reboot", lambda: self.send("reboot"), boot=BOOT_TIMEOUT)
+        await self.step("reset", lambda: self.cli("reset", NAME), boot=BOOT_TIMEOUT)
         await self.step("panic.restart", lambda: self.send("panic"), boot=BOOT_TIMEOUT)
         await self.step("shutdown", lambda: self.cli("shutdown", NAME), until="Stopped")
 
@@ -247,6 +261,11 @@ class Run:
             written = self.side.dumps(NAME) - dumps
             obs.guest = f"{obs.guest}, {written} dump(s)".lstrip(", ")
             if action == "preserve":
+                # reset of a crashed domain: paused (crashed) until resumed (row 28)
+                await self.step("reset.crashed", lambda: self.cli("reset", NAME))
+                await self.step(
+                    "resume.crashed", lambda: self.cli("resume", NAME), boot=BOOT_TIMEOUT
+                )
                 await self.step(
                     "destroy.preserved", lambda: self.cli("destroy", NAME), until="Stopped"
                 )
@@ -261,11 +280,18 @@ class Run:
     async def _kill_and_restart(self) -> None:
         # The domain still runs with on_crash=coredump-restart (the config of its start).
         await self.step("kill-9", self._kill9, until="Stopped")
-        await self._start("after-kill")
-        # running (unpaused) now: a fake reboot the daemon finishes itself keeps that reason,
-        # one finished on reconnect (from 'in shutdown') reads running (booted).
-        await self.step("suspend.again", lambda: self.cli("suspend", NAME), until="Suspended")
-        await self.step("resume.again", lambda: self.cli("resume", NAME), until="Resumed")
+        await self._lifecycle_actions()
+
+        async def start_paused() -> None:
+            await self.cli("start", "--paused", NAME)
+            await self.attach()
+
+        await self.step("start.paused", start_paused, until="Suspended")
+        # running (unpaused) after this: a fake reboot the daemon finishes itself keeps that
+        # reason, one finished on reconnect (from 'in shutdown') reads running (booted).
+        await self.step(
+            "resume.after-start-paused", lambda: self.cli("resume", NAME), boot=BOOT_TIMEOUT
+        )
 
         async def reboot_without_daemon() -> None:
             # The guest powers off POWEROFF_DELAY after the power button: the daemon is
@@ -293,6 +319,38 @@ class Run:
         await self.step("ping", self._ping)
         await self.step("destroy", lambda: self.cli("destroy", NAME), until="Stopped")
         await self.step("undefine", lambda: self.cli("undefine", NAME), until="Undefined")
+
+    async def _lifecycle_actions(self) -> None:
+        """on_poweroff=restart (a shutdown reboots) and on_reboot=destroy (a reboot stops).
+
+        libvirt refuses the two together, so they are two definitions."""
+        poweroff = self.xml_file("destroy", tag="-poweroff-restart", on_poweroff="restart")
+        await self.step(
+            "define.on-poweroff-restart", lambda: self.cli("define", poweroff), until="Defined"
+        )
+        await self._start("on-poweroff-restart")
+        await self.step(
+            "shutdown.on-poweroff-restart", lambda: self.cli("shutdown", NAME), boot=BOOT_TIMEOUT
+        )
+        await self.step(
+            "destroy.on-poweroff-restart", lambda: self.cli("destroy", NAME), until="Stopped"
+        )
+        reboot = self.xml_file("destroy", tag="-reboot-destroy", on_reboot="destroy")
+        await self.step(
+            "define.on-reboot-destroy", lambda: self.cli("define", reboot), until="Defined"
+        )
+        await self._start("on-reboot-destroy")
+        await self.step(
+            "guest-reboot.on-reboot-destroy", lambda: self.send("reboot"), until="Stopped"
+        )
+        await self._start("on-reboot-destroy-2")
+        await self.step(
+            "reboot.on-reboot-destroy", lambda: self.cli("reboot", NAME), until="Stopped"
+        )
+        restart = self.xml_file("restart")
+        await self.step(
+            "define.restart-again", lambda: self.cli("define", restart), until="Defined"
+        )
 
     async def _ping(self) -> None:
         assert self.console is not None
@@ -322,7 +380,6 @@ class Run:
         await self._observe_other("migrate.destination", dst, dst_mark)
 
         # Back again, slowly (1 MiB/s), aborted once the job runs.
-        dst_mark = self.dst_watcher.mark()
         src_mark = self.watcher.mark()
         argv = self.side.argv(
             "migrate", "--live", "--persistent", "--xml", back_xml, "--bandwidth", "1",
@@ -358,7 +415,6 @@ class Run:
         state = await self.side.domstate(NAME)
         events, other = normalise(self.watcher.lines[src_mark:])
         self.observations.append(Observation("domjobabort.destination", state, events, other))
-        del dst_mark
         with contextlib.suppress(Exception):
             await self.side.cli("destroy", NAME, uri=dst, check=False)
             await self.side.cli("undefine", NAME, uri=dst, check=False)
