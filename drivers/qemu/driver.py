@@ -58,7 +58,14 @@ from drivers.qemu.argv import (
 from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.monitor import Monitor
-from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
+from drivers.qemu.process import (
+    QemuProcess,
+    listening_socket,
+    log_tail,
+    owned_processes,
+    pid_alive,
+    pid_cmdline,
+)
 from drivers.qemu.registry import DomainRegistry, RegistryConnection, prepare_definition
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.qemu.stats import Sampler
@@ -127,6 +134,9 @@ class QemuRegistry(DomainRegistry):
         #: Who holds each domain's interactive console (by UUID).
         self.consoles: dict[str, Attachment] = {}
         self.sampler = Sampler(self.sorted)
+        #: The QEMU pid of each domain between its spawn and the end of its launch (by
+        #: UUID), so that the status file names the process before anything can go wrong.
+        self._launching: dict[str, int] = {}
         self.pool = DirectoryPool(root / "images", self.users_of)
         for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -281,7 +291,7 @@ class QemuRegistry(DomainRegistry):
         status = {
             "name": rt.name,
             "uuid": rt.uuid,
-            "pid": backend.pid if backend is not None else None,
+            "pid": backend.pid if backend is not None else self._launching.get(rt.uuid),
             "monitor": str(self._run_dir(rt.name) / "monitor.sock"),
             "id": rt.domid,
             "state": rt.state.name,
@@ -295,6 +305,7 @@ class QemuRegistry(DomainRegistry):
         self.writer.submit(path, lambda: json.dumps(status, indent=1))
 
     def stopped(self, rt: DomainRuntime) -> None:
+        self._launching.pop(rt.uuid, None)
         shutil.rmtree(self._run_dir(rt.name), ignore_errors=True)
         holder = self.consoles.pop(rt.uuid, None)
         if holder is not None:
@@ -374,11 +385,30 @@ class QemuRegistry(DomainRegistry):
             rt.started_wall = float(started) if isinstance(started, int | float) else None
             self._next_id = max(self._next_id, (rt.domid or 0) + 1)
             await self._adopt(rt, status)
+        await self._kill_orphans()
+
+    async def _kill_orphans(self) -> None:
+        """Kill the QEMUs this root launched that no domain owns any more.
+
+        A driver killed right after spawning a QEMU, before its status file named the
+        process, leaves a guest nobody manages; starting the domain again would run it
+        twice. libvirt kills a domain it cannot take back for the same reason.
+        """
+        adopted = {rt.backend.pid for rt in self.by_uuid.values() if rt.backend is not None}
+        for pid, owner in owned_processes(f"{self.run_root}/").items():
+            if pid in adopted:
+                continue
+            log.warning("killing QEMU pid %d (%s): no domain owns it any more", pid, owner)
+            process = QemuProcess(pid)
+            process.signal(signal.SIGKILL)
+            await process.wait(5.0)
+            process.close()
 
     async def _adopt(self, rt: DomainRuntime, status: dict[str, Any]) -> None:
         pid = status.get("pid")
         alive = isinstance(pid, int) and pid_alive(pid) and rt.uuid in " ".join(pid_cmdline(pid))
         qemu_status = ""
+        killed = False
         if alive:
             assert isinstance(pid, int)
             process = QemuProcess(pid)
@@ -387,13 +417,37 @@ class QemuRegistry(DomainRegistry):
                 await monitor.connect(await _connect_unix(Path(status["monitor"])), timeout=5.0)
                 reply = await monitor.execute("query-status")
                 qemu_status = str(reply.get("status", ""))
-                rt.backend = QemuBackend(process, monitor)
+                backend = QemuBackend(process, monitor)
+                rt.backend = backend
             except VirtError as err:
-                log.warning("domain %s: cannot reach QEMU pid %s: %s", rt.name, pid, err)
+                # A QEMU nobody can drive must not go on running: a start would run the
+                # guest twice (libvirt kills it too; the domain then reads crashed).
+                log.warning("domain %s: cannot reach QEMU pid %s (%s); killed", rt.name, pid, err)
                 await monitor.close()
+                process.signal(signal.SIGKILL)
+                await process.wait(5.0)
                 process.close()
                 alive = False
-        rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
+            if (
+                alive
+                and rt.state is DomainState.PAUSED
+                and rt.reason is PausedReason.STARTING_UP
+                and qemu_status != "running"
+            ):
+                # The start never got as far as letting the guest run: libvirt kills such
+                # a domain on reconnect ("wasn't fully started yet"), shut off (daemon).
+                log.warning("domain %s was still starting up; killing it", rt.name)
+                rt.backend = None
+                await backend.monitor.close()
+                backend.process.signal(signal.SIGKILL)
+                await backend.process.wait(5.0)
+                backend.process.close()
+                alive, killed = False, True
+        starting = rt.state is DomainState.PAUSED and rt.reason is PausedReason.STARTING_UP
+        if pid is None and starting:
+            # Killed before the process was written down: _kill_orphans ends it.
+            killed = True
+        rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status, "killed": killed})
         if alive:
             self._follow_console(rt)
         if alive and (rt.flags.migration_out or rt.reason is PausedReason.MIGRATION):
@@ -453,9 +507,17 @@ class QemuRegistry(DomainRegistry):
                 console_log=str(self.console_log_path(live) or "") or None,
             )
             argv = build_argv(live, ctx)
-            process = QemuProcess.spawn(argv, log_path, pass_fds=(listener.fileno(),))
+            process = QemuProcess.spawn(
+                argv, log_path, pass_fds=(listener.fileno(),), owner=str(run_dir)
+            )
         finally:
             listener.close()
+        # On disk before anything else happens: a driver killed from here on finds the
+        # process again (and an older write of this status cannot land after this one).
+        self._launching[rt.uuid] = process.pid
+        self.persist(rt)
+        if not await asyncio.to_thread(self.writer.flush, 5.0):
+            log.warning("domain %s: the status file was not written in time", rt.name)
         monitor = self._monitor(rt)
         try:
             await monitor.connect(await _connect_unix(mon_path))

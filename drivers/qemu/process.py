@@ -43,8 +43,10 @@ class QemuProcess:
         log_path: Path,
         pass_fds: tuple[int, ...] = (),
         cwd: Path | None = None,
+        owner: str | None = None,
     ) -> QemuProcess:
-        """Start ``argv`` detached; stdout/stderr go to ``log_path``."""
+        """Start ``argv`` detached; stdout/stderr go to ``log_path``. ``owner`` is put in
+        its environment (see :func:`owned_processes`)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -61,7 +63,11 @@ class QemuProcess:
                     start_new_session=True,
                     close_fds=True,
                     cwd=cwd,
-                    env={"LC_ALL": "C", "PATH": os.environ.get("PATH", "/usr/bin:/bin")},
+                    env={
+                        "LC_ALL": "C",
+                        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+                        **({OWNER_VARIABLE: owner} if owner is not None else {}),
+                    },
                 )
             except OSError as err:
                 raise HypervisorError(
@@ -155,6 +161,33 @@ class QemuProcess:
         except OSError:
             pass
         return 0
+
+
+#: The environment variable that names who launched a QEMU process (a driver's run
+#: directory), so that a driver can find the processes it started even when it was killed
+#: before it could write down their pids.
+OWNER_VARIABLE = "VIRTDECK_OWNER"
+
+
+def owned_processes(prefix: str) -> dict[int, str]:
+    """The live QEMU processes whose owner (see :meth:`QemuProcess.spawn`) starts with
+    ``prefix``: pid → owner."""
+    marker = f"{OWNER_VARIABLE}={prefix}".encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv0 = (proc / "cmdline").read_bytes().split(b"\0", 1)[0]
+            if b"qemu" not in argv0:
+                continue
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for entry in environ:
+            if entry.startswith(marker) and pid_alive(int(proc.name)):
+                found[int(proc.name)] = entry.partition(b"=")[2].decode(errors="replace")
+    return found
 
 
 def pid_alive(pid: int) -> bool:
