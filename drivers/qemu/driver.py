@@ -522,14 +522,22 @@ class QemuRegistry(DomainRegistry):
         try:
             await monitor.connect(await _connect_unix(mon_path))
         except VirtError as err:
+            # A monitor that fails usually means QEMU is on its way out: let it finish,
+            # so that how it ended can be told (and told apart from our own kill).
+            await process.wait(0.5)
+            ended = process.ended()
             process.signal(signal.SIGKILL)
             await process.wait(5.0)
             process.close()
             tail = log_tail(log_path, lines=3, since=process.log_offset).replace("\n", " ")
+            if tail:
+                why = f": {tail}"
+            elif ended:
+                why = f": its process {ended} before its monitor answered"
+            else:
+                why = f" ({err})"
             raise HypervisorError(
-                f"QEMU could not start domain '{rt.name}'"
-                + (f": {tail}" if tail else f" ({err})")
-                + f" (full log: {log_path})."
+                f"QEMU could not start domain '{rt.name}'{why} (full log: {log_path})."
             ) from err
         backend = QemuBackend(process, monitor)
         await self._fill_live(live, monitor)

@@ -144,6 +144,20 @@ class QemuProcess:
                 os.close(self._pidfd)
             self._pidfd = None
 
+    def ended(self) -> str:
+        """How a process this process started ended, in words ("was killed by SIGKILL",
+        "exited with status 1"); "" while it runs or when that cannot be known."""
+        if self._popen is None or self._popen.poll() is None:
+            return ""
+        code = self._popen.returncode
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with status {code}"
+
     def cpu_time_ns(self) -> int:
         """User + system CPU time of the process, from /proc."""
         try:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import embed_root  # noqa: F401 - re-exported fixture
+from tests.e2e.conftest import conn, embed_root  # noqa: F401 - re-exported fixtures
 from tests.remote.conftest import session  # noqa: F401 - re-exported fixture
 
 HERE = Path(__file__).parent
