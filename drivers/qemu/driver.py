@@ -271,7 +271,8 @@ class QemuRegistry(DomainRegistry):
             fsutil.atomic_write(self._def_path(defn.name), defn.to_xml())
         except OSError as err:
             raise OperationFailed(
-                f"Could not save the definition of '{defn.name}' under {self.root}: {err.strerror}."
+                f"Could not save the definition of '{defn.name}': "
+                f"{fsutil.describe(err, self.root)}."
             ) from err
 
     def remove_definition(self, rt: DomainRuntime) -> None:
@@ -279,7 +280,8 @@ class QemuRegistry(DomainRegistry):
             fsutil.remove(self._def_path(rt.name))
         except OSError as err:
             raise OperationFailed(
-                f"Could not remove the definition of '{rt.name}': {err.strerror}."
+                f"Could not remove the definition of '{rt.name}': "
+                f"{fsutil.describe(err, self.root)}."
             ) from err
 
     def persist(self, rt: DomainRuntime) -> None:
@@ -490,14 +492,19 @@ class QemuRegistry(DomainRegistry):
             if graphics.socket is None and (graphics.autoport or graphics.port < 0):
                 graphics.port = _free_vnc_port(graphics.listen)
         run_dir = self._run_dir(rt.name)
-        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        mon_path = run_dir / "monitor.sock"
-        listener = _bind_monitor(mon_path)
+        log_path = self.log_path(rt.name)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            mon_path = run_dir / "monitor.sock"
+            listener = _bind_monitor(mon_path)
+        except OSError as err:
+            raise OperationFailed(
+                f"Could not start domain '{rt.name}': {fsutil.describe(err, self.run_root)}."
+            ) from err
         domid = self._next_id
         self._next_id += 1
         live.id = domid
         rt.domid = domid
-        log_path = self.log_path(rt.name)
         try:
             ctx = LaunchContext(
                 monitor_fd=listener.fileno(),
@@ -510,6 +517,10 @@ class QemuRegistry(DomainRegistry):
             process = QemuProcess.spawn(
                 argv, log_path, pass_fds=(listener.fileno(),), owner=str(run_dir)
             )
+        except OSError as err:  # the log file (spawning itself raises HypervisorError)
+            raise OperationFailed(
+                f"Could not start domain '{rt.name}': {fsutil.describe(err, log_path.parent)}."
+            ) from err
         finally:
             listener.close()
         # On disk before anything else happens: a driver killed from here on finds the
