@@ -8,6 +8,7 @@ import pytest
 
 from tests.e2e.conftest import conn, embed_root  # noqa: F401 - re-exported fixtures
 from tests.remote.conftest import session  # noqa: F401 - re-exported fixture
+from tests.remote.test_ssh_netns import hosts  # noqa: F401 - re-exported fixture
 
 HERE = Path(__file__).parent
 
