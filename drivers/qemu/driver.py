@@ -70,7 +70,14 @@ from drivers.qemu.console import Attachment, ConsoleLog, attach
 from drivers.qemu.events import Flags, Trigger
 from drivers.qemu.lifecycle import refused_actions
 from drivers.qemu.monitor import Monitor
-from drivers.qemu.process import QemuProcess, listening_socket, log_tail, pid_alive, pid_cmdline
+from drivers.qemu.process import (
+    QemuProcess,
+    listening_socket,
+    log_tail,
+    owned_processes,
+    pid_alive,
+    pid_cmdline,
+)
 from drivers.qemu.registry import DomainRegistry, RegistryConnection, prepare_definition
 from drivers.qemu.runtime import Backend, DomainRuntime
 from drivers.qemu.stats import Sampler
@@ -143,6 +150,9 @@ class QemuRegistry(DomainRegistry):
         self.agents: dict[str, GuestAgent] = {}
         #: Where the 'lease' source looks (dnsmasq and libvirt lease files).
         self.lease_files: tuple[str, ...] = addresses.LEASE_FILES
+        #: The QEMU pid of each domain between its spawn and the end of its launch (by
+        #: UUID), so that the status file names the process before anything can go wrong.
+        self._launching: dict[str, int] = {}
         self.pool = DirectoryPool(root / "images", self.users_of)
         for sub in ("domains", "log"):
             (root / sub).mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -280,7 +290,8 @@ class QemuRegistry(DomainRegistry):
             fsutil.atomic_write(self._def_path(defn.name), defn.to_xml())
         except OSError as err:
             raise OperationFailed(
-                f"Could not save the definition of '{defn.name}' under {self.root}: {err.strerror}."
+                f"Could not save the definition of '{defn.name}': "
+                f"{fsutil.describe(err, self.root)}."
             ) from err
 
     def remove_definition(self, rt: DomainRuntime) -> None:
@@ -288,7 +299,8 @@ class QemuRegistry(DomainRegistry):
             fsutil.remove(self._def_path(rt.name))
         except OSError as err:
             raise OperationFailed(
-                f"Could not remove the definition of '{rt.name}': {err.strerror}."
+                f"Could not remove the definition of '{rt.name}': "
+                f"{fsutil.describe(err, self.root)}."
             ) from err
 
     def persist(self, rt: DomainRuntime) -> None:
@@ -300,7 +312,7 @@ class QemuRegistry(DomainRegistry):
         status = {
             "name": rt.name,
             "uuid": rt.uuid,
-            "pid": backend.pid if backend is not None else None,
+            "pid": backend.pid if backend is not None else self._launching.get(rt.uuid),
             "monitor": str(self._run_dir(rt.name) / "monitor.sock"),
             "id": rt.domid,
             "state": rt.state.name,
@@ -314,6 +326,7 @@ class QemuRegistry(DomainRegistry):
         self.writer.submit(path, lambda: json.dumps(status, indent=1))
 
     def stopped(self, rt: DomainRuntime) -> None:
+        self._launching.pop(rt.uuid, None)
         shutil.rmtree(self._run_dir(rt.name), ignore_errors=True)
         holder = self.consoles.pop(rt.uuid, None)
         if holder is not None:
@@ -399,11 +412,30 @@ class QemuRegistry(DomainRegistry):
             rt.started_wall = float(started) if isinstance(started, int | float) else None
             self._next_id = max(self._next_id, (rt.domid or 0) + 1)
             await self._adopt(rt, status)
+        await self._kill_orphans()
+
+    async def _kill_orphans(self) -> None:
+        """Kill the QEMUs this root launched that no domain owns any more.
+
+        A driver killed right after spawning a QEMU, before its status file named the
+        process, leaves a guest nobody manages; starting the domain again would run it
+        twice. libvirt kills a domain it cannot take back for the same reason.
+        """
+        adopted = {rt.backend.pid for rt in self.by_uuid.values() if rt.backend is not None}
+        for pid, owner in owned_processes(f"{self.run_root}/").items():
+            if pid in adopted:
+                continue
+            log.warning("killing QEMU pid %d (%s): no domain owns it any more", pid, owner)
+            process = QemuProcess(pid)
+            process.signal(signal.SIGKILL)
+            await process.wait(5.0)
+            process.close()
 
     async def _adopt(self, rt: DomainRuntime, status: dict[str, Any]) -> None:
         pid = status.get("pid")
         alive = isinstance(pid, int) and pid_alive(pid) and rt.uuid in " ".join(pid_cmdline(pid))
         qemu_status = ""
+        killed = False
         if alive:
             assert isinstance(pid, int)
             process = QemuProcess(pid)
@@ -412,13 +444,37 @@ class QemuRegistry(DomainRegistry):
                 await monitor.connect(await _connect_unix(Path(status["monitor"])), timeout=5.0)
                 reply = await monitor.execute("query-status")
                 qemu_status = str(reply.get("status", ""))
-                rt.backend = QemuBackend(process, monitor)
+                backend = QemuBackend(process, monitor)
+                rt.backend = backend
             except VirtError as err:
-                log.warning("domain %s: cannot reach QEMU pid %s: %s", rt.name, pid, err)
+                # A QEMU nobody can drive must not go on running: a start would run the
+                # guest twice (libvirt kills it too; the domain then reads crashed).
+                log.warning("domain %s: cannot reach QEMU pid %s (%s); killed", rt.name, pid, err)
                 await monitor.close()
+                process.signal(signal.SIGKILL)
+                await process.wait(5.0)
                 process.close()
                 alive = False
-        rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status})
+            if (
+                alive
+                and rt.state is DomainState.PAUSED
+                and rt.reason is PausedReason.STARTING_UP
+                and qemu_status != "running"
+            ):
+                # The start never got as far as letting the guest run: libvirt kills such
+                # a domain on reconnect ("wasn't fully started yet"), shut off (daemon).
+                log.warning("domain %s was still starting up; killing it", rt.name)
+                rt.backend = None
+                await backend.monitor.close()
+                backend.process.signal(signal.SIGKILL)
+                await backend.process.wait(5.0)
+                backend.process.close()
+                alive, killed = False, True
+        starting = rt.state is DomainState.PAUSED and rt.reason is PausedReason.STARTING_UP
+        if pid is None and starting:
+            # Killed before the process was written down: _kill_orphans ends it.
+            killed = True
+        rt.feed(Trigger.RECONCILE, {"alive": alive, "status": qemu_status, "killed": killed})
         if alive:
             self._follow_console(rt)
             await self._adopt_channels(rt)
@@ -466,16 +522,20 @@ class QemuRegistry(DomainRegistry):
             if graphics.socket is None and (graphics.autoport or graphics.port < 0):
                 graphics.port = _free_vnc_port(graphics.listen)
         run_dir = self._run_dir(rt.name)
-        run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        mon_path = run_dir / "monitor.sock"
-        channels.fill_socket_paths(live, run_dir)
-        self._make_agent(rt, live)
-        listener = _bind_monitor(mon_path)
+        log_path = self.log_path(rt.name)
+        try:
+            run_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            mon_path = run_dir / "monitor.sock"
+            channels.fill_socket_paths(live, run_dir)
+            listener = _bind_monitor(mon_path)
+        except OSError as err:
+            raise OperationFailed(
+                f"Could not start domain '{rt.name}': {fsutil.describe(err, self.run_root)}."
+            ) from err
         domid = self._next_id
         self._next_id += 1
         live.id = domid
         rt.domid = domid
-        log_path = self.log_path(rt.name)
         try:
             ctx = LaunchContext(
                 monitor_fd=listener.fileno(),
@@ -486,10 +546,25 @@ class QemuRegistry(DomainRegistry):
             )
             argv = build_argv(live, ctx)
             process = QemuProcess.spawn(
-                argv, log_path, pass_fds=(listener.fileno(),), env=qemu_environment(live)
+                argv,
+                log_path,
+                pass_fds=(listener.fileno(),),
+                owner=str(run_dir),
+                env=qemu_environment(live),
             )
+        except OSError as err:  # the log file (spawning itself raises HypervisorError)
+            raise OperationFailed(
+                f"Could not start domain '{rt.name}': {fsutil.describe(err, log_path.parent)}."
+            ) from err
         finally:
             listener.close()
+        self._make_agent(rt, live)
+        # On disk before anything else happens: a driver killed from here on finds the
+        # process again (and an older write of this status cannot land after this one).
+        self._launching[rt.uuid] = process.pid
+        self.persist(rt)
+        if not await asyncio.to_thread(self.writer.flush, 5.0):
+            log.warning("domain %s: the status file was not written in time", rt.name)
         monitor = self._monitor(rt)
         try:
             await monitor.connect(await _connect_unix(mon_path))
@@ -497,14 +572,22 @@ class QemuRegistry(DomainRegistry):
             agent = self.agents.pop(rt.uuid, None)
             if agent is not None:
                 await agent.close()
+            # A monitor that fails usually means QEMU is on its way out: let it finish,
+            # so that how it ended can be told (and told apart from our own kill).
+            await process.wait(0.5)
+            ended = process.ended()
             process.signal(signal.SIGKILL)
             await process.wait(5.0)
             process.close()
             tail = log_tail(log_path, lines=3, since=process.log_offset).replace("\n", " ")
+            if tail:
+                why = f": {tail}"
+            elif ended:
+                why = f": its process {ended} before its monitor answered"
+            else:
+                why = f" ({err})"
             raise HypervisorError(
-                f"QEMU could not start domain '{rt.name}'"
-                + (f": {tail}" if tail else f" ({err})")
-                + f" (full log: {log_path})."
+                f"QEMU could not start domain '{rt.name}'{why} (full log: {log_path})."
             ) from err
         backend = QemuBackend(process, monitor)
         agent = self.agents.get(rt.uuid)

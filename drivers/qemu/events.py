@@ -619,8 +619,14 @@ def _reconcile(ctx: Context, data: Mapping[str, Any]) -> Outcome:
     if not data.get("alive"):
         if ctx.state is SHUTOFF:
             return _same(0, ctx)
-        # A QEMU that died while nobody watched: a finished shutdown, else a crash.
-        reason = ShutoffReason.UNKNOWN if ctx.state is SHUTDOWN else ShutoffReason.CRASHED
+        # A QEMU that died while nobody watched: a finished shutdown, else a crash; one
+        # the reconnect itself killed (it was still starting up): the daemon's doing.
+        if data.get("killed"):
+            reason = ShutoffReason.DAEMON
+        elif ctx.state is SHUTDOWN:
+            reason = ShutoffReason.UNKNOWN
+        else:
+            reason = ShutoffReason.CRASHED
         return _to(0, ctx, SHUTOFF, reason, flags=Flags())
     if status == "running":
         if ctx.state is RUNNING:

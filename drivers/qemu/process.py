@@ -44,9 +44,11 @@ class QemuProcess:
         pass_fds: tuple[int, ...] = (),
         cwd: Path | None = None,
         env: dict[str, str] | None = None,
+        owner: str | None = None,
     ) -> QemuProcess:
         """Start ``argv`` detached; stdout/stderr go to ``log_path``; ``env`` adds to the
-        minimal environment QEMU runs with (``<qemu:env>``)."""
+        minimal environment QEMU runs with (``<qemu:env>``), and ``owner`` is put in it
+        (see :func:`owned_processes`)."""
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "ab") as log:
             stamp = time.strftime("%Y-%m-%d %H:%M:%S")
@@ -67,6 +69,7 @@ class QemuProcess:
                         "LC_ALL": "C",
                         "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
                         **(env or {}),
+                        **({OWNER_VARIABLE: owner} if owner is not None else {}),
                     },
                 )
             except OSError as err:
@@ -144,6 +147,20 @@ class QemuProcess:
                 os.close(self._pidfd)
             self._pidfd = None
 
+    def ended(self) -> str:
+        """How a process this process started ended, in words ("was killed by SIGKILL",
+        "exited with status 1"); "" while it runs or when that cannot be known."""
+        if self._popen is None or self._popen.poll() is None:
+            return ""
+        code = self._popen.returncode
+        if code < 0:
+            try:
+                name = signal.Signals(-code).name
+            except ValueError:
+                name = f"signal {-code}"
+            return f"was killed by {name}"
+        return f"exited with status {code}"
+
     def cpu_time_ns(self) -> int:
         """User + system CPU time of the process, from /proc."""
         try:
@@ -161,6 +178,33 @@ class QemuProcess:
         except OSError:
             pass
         return 0
+
+
+#: The environment variable that names who launched a QEMU process (a driver's run
+#: directory), so that a driver can find the processes it started even when it was killed
+#: before it could write down their pids.
+OWNER_VARIABLE = "VIRTDECK_OWNER"
+
+
+def owned_processes(prefix: str) -> dict[int, str]:
+    """The live QEMU processes whose owner (see :meth:`QemuProcess.spawn`) starts with
+    ``prefix``: pid → owner."""
+    marker = f"{OWNER_VARIABLE}={prefix}".encode()
+    found = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            argv0 = (proc / "cmdline").read_bytes().split(b"\0", 1)[0]
+            if b"qemu" not in argv0:
+                continue
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        for entry in environ:
+            if entry.startswith(marker) and pid_alive(int(proc.name)):
+                found[int(proc.name)] = entry.partition(b"=")[2].decode(errors="replace")
+    return found
 
 
 def pid_alive(pid: int) -> bool:

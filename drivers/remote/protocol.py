@@ -12,6 +12,7 @@ import enum
 import functools
 import json
 import struct
+import sys
 import typing
 from collections.abc import Hashable
 from typing import Any, Protocol, TypeVar, cast
@@ -162,6 +163,12 @@ def decode_message(frame: Frame) -> dict[str, Any]:
         message = json.loads(frame.payload)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ProtocolError(f"A frame is not valid JSON: {err}.") from err
+    except RecursionError:
+        raise ProtocolError("A frame nests its JSON too deeply.") from None
+    except ValueError:  # an integer of more digits than Python converts
+        raise ProtocolError(
+            f"A frame holds a number of more than {sys.get_int_max_str_digits()} digits."
+        ) from None
     if not isinstance(message, dict) or not isinstance(message.get("type"), str):
         raise ProtocolError("A message must be a JSON object with a 'type'.")
     return message

@@ -283,6 +283,9 @@ async def _migrate_finish(session: ClientSession, args: dict[str, Any]) -> Any:
 
 def _new_stream(session: ClientSession, args: dict[str, Any]) -> int:
     stream: int = _arg(args, "stream", int)
+    if not 0 <= stream < 1 << 32:
+        # byte frames carry the id in 4 bytes
+        raise InvalidArgument(f"Stream ids are 0 to {(1 << 32) - 1}, not {stream}.")
     if stream in session.streams:
         raise InvalidArgument(f"Stream {stream} is already open on this connection.")
     return stream
@@ -652,14 +655,17 @@ class ClientSession:
             self.closed = True
             return
         if kind == "stream-end":
-            end = self.streams.pop(message.get("stream", -1), None)
+            stream = message.get("stream")
+            if not isinstance(stream, int):
+                raise ProtocolError("A 'stream-end' needs an integer 'stream'.")
+            end = self.streams.pop(stream, None)
             if end is not None:
                 end.end()
             return
         if kind != "call":
             raise ProtocolError(f"Unknown message type '{kind}'.")
         call_id = message.get("id")
-        if not isinstance(call_id, int):
+        if not isinstance(call_id, int) or isinstance(call_id, bool):
             raise ProtocolError("A call needs an integer 'id'.")
         if len(self._calls) >= MAX_IN_FLIGHT:
             err = OperationFailed(

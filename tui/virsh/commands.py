@@ -19,6 +19,7 @@ from tui.virsh.formats import cpu_seconds, field, info_line, table
 from tui.virsh.guest import DOMIFADDR, SHUTDOWN
 from tui.virsh.migrate import DOMJOBABORT, DOMJOBINFO, MIGRATE
 from tui.virsh.options import (
+    MAX_DEFINE_BYTES,
     Args,
     Command,
     Group,
@@ -183,9 +184,15 @@ async def cmd_define(shell: Shell, args: Args) -> bool:
     path = args.required("file")
     try:
         with open(path, "rb") as handle:
-            raw = handle.read()
+            # bounded: /dev/zero, or a huge file by mistake, must not eat the memory
+            raw = handle.read(MAX_DEFINE_BYTES + 1)
     except OSError as err:
         raise OperationFailed(f"Cannot read '{path}': {err.strerror}.") from err
+    if len(raw) > MAX_DEFINE_BYTES:
+        raise InvalidArgument(
+            f"'{path}' is larger than {MAX_DEFINE_BYTES >> 20} MiB, the most a domain XML may "
+            "be; real definitions are a few kilobytes. Check the file name."
+        )
     try:
         xml = raw.decode()
     except UnicodeDecodeError:

@@ -14,6 +14,7 @@ showed since the domain's boot, kept even when nobody was attached; every line i
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import re
 import sys
@@ -156,7 +157,10 @@ def parse_since(text: str, now: float | None = None) -> float:
     if match:
         return now - float(match["n"]) * _UNITS[match["unit"]]
     with contextlib.suppress(ValueError):
-        return float(text)
+        value = float(text)
+        if math.isfinite(value):
+            return value
+        raise InvalidArgument(f"--since '{text}' is not a time; write a duration or a date.")
     from datetime import datetime
 
     try:

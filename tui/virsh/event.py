@@ -21,7 +21,8 @@ from tui.virsh.formats import EVENT_NAMES, event_lines, timestamp
 from tui.virsh.options import Args, Command, Opt
 from tui.virsh.shell import Shell
 
-_UINT = re.compile(r"\s*\+?[0-9]+")
+# at most 20 digits (an unsigned long, as virsh reads it): int() refuses 4300 and more
+_UINT = re.compile(r"\s*\+?[0-9]{1,20}")
 _MAX_TIMEOUT = 2**31 // 1000  # virsh keeps the timeout in an int of milliseconds
 
 

@@ -11,10 +11,11 @@ import re
 
 from drivers.errors import InvalidArgument, OperationFailed
 from drivers.model import JobInfo
-from tui.virsh.options import Args, Command, Opt
+from tui.virsh.options import MAX_DEFINE_BYTES, Args, Command, Opt
 from tui.virsh.shell import Shell
 
-_UINT = re.compile(r"\s*\+?[0-9]+")
+# at most 20 digits (an unsigned long, as virsh reads it): int() refuses 4300 and more
+_UINT = re.compile(r"\s*\+?[0-9]{1,20}")
 _MIB = 1 << 20
 
 
@@ -32,11 +33,14 @@ def _number(args: Args, name: str) -> int | None:
 def _read_xml(path: str) -> str:
     try:
         with open(path, encoding="utf-8") as handle:
-            return handle.read()
+            text = handle.read(MAX_DEFINE_BYTES + 1)  # bounded, like define's
     except OSError as err:
         raise OperationFailed(f"Cannot read '{path}': {err.strerror}.") from err
     except UnicodeDecodeError:
         raise InvalidArgument(f"'{path}' is not UTF-8 text.") from None
+    if len(text) > MAX_DEFINE_BYTES:
+        raise InvalidArgument(f"'{path}' is larger than a domain XML may be (4 MiB).")
+    return text
 
 
 def progress_line(info: JobInfo) -> str:

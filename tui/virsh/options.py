@@ -17,6 +17,11 @@ if TYPE_CHECKING:
     from tui.virsh.shell import Shell
 
 
+#: drivers.domxml.tree.MAX_XML_BYTES, written out so that a one-shot command loads no lxml:
+#: the most of a file ``define`` (or ``migrate --xml``) reads.
+MAX_DEFINE_BYTES = 4 << 20
+
+
 class UsageError(Exception):
     """The words do not fit the command's options; reported before anything runs."""
 

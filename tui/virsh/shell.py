@@ -80,7 +80,7 @@ class Shell:
     ) -> Domain:
         """The domain ``ref`` names, trying it as an id, a UUID and a name in virsh's order."""
         conn = await self.connection()
-        if by_id and _ID.fullmatch(ref):
+        if by_id and _ID.fullmatch(ref) and len(ref) < 20:  # longer: no id, maybe a name
             wanted = int(ref)
             for summary in await conn.list_summaries():
                 if summary.id == wanted:
