@@ -238,3 +238,92 @@ async def test_read_only_connection_refuses_changes(conn: Connection) -> None:
     finally:
         await ro.close()
 
+
+
+def cli(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    from tests.cli.helpers import cli as run_cli
+
+    return run_cli("-c", SYSTEM, *args, timeout=timeout)
+
+
+def _until_state(name: str, words: str, timeout: float = 60) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        now = cli("domstate", "--reason", name).stdout.strip()
+        if now == words:
+            return
+        assert time.monotonic() < deadline, f"{name} is {now!r}, not {words!r}"
+        time.sleep(0.2)
+
+
+class CliEvents:
+    """``virtdeck -c libvirt:... event --all --loop``, next to virsh's."""
+
+    def __init__(self) -> None:
+        import sys
+
+        from tests.cli.helpers import REPO
+
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tui.cli", "-c", SYSTEM, "event", "--all", "--loop"],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )
+
+    def stop(self) -> list[str]:
+        self.proc.send_signal(signal.SIGINT)
+        out, err = self.proc.communicate(timeout=10)
+        assert "Traceback" not in err, err
+        assert out.rstrip().splitlines()[-1].startswith("events received: "), out
+        return [line for line in out.splitlines() if line.startswith("event ")]
+
+
+def test_lifecycle_through_the_cli_prints_what_virsh_prints(
+    libvirtd: LibvirtPeer, short_tmp: Path
+) -> None:
+    """virtdeck's CLI drives libvirtd; ``virtdeck event --loop`` and ``virsh event --loop``
+    print the same lines, and ``list``/``domstate`` read as virsh's do."""
+    require_qemu()
+    name = PREFIX + "cli"
+    serial = short_tmp / "cli.sock"
+    xml_file = short_tmp / "cli.xml"
+    xml_file.write_text(guest_xml(name, require_guest(), serial))
+    ours, theirs = CliEvents(), VirshEvents(libvirtd)
+    try:
+        import time
+
+        time.sleep(1.5)  # both have subscribed
+        done = cli("define", str(xml_file))
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.strip() == f"Domain '{name}' defined from {xml_file}"
+        listed = cli("list", "--all").stdout
+        assert any(line.split()[1:] == [name, "shut", "off"] for line in listed.splitlines()[2:])
+        assert cli("start", name).stdout.strip() == f"Domain '{name}' started"
+        asyncio.run(ready(serial))
+        assert cli("domstate", "--reason", name).stdout.strip() == "running (booted)"
+        virsh_list = libvirtd.virsh("list").stdout
+        assert cli("list").stdout.split() == virsh_list.split()
+        for command, state in (("suspend", "paused (user)"), ("resume", "running (unpaused)")):
+            done = cli(command, name)
+            assert done.returncode == 0, done.stderr
+            _until_state(name, state)
+        done = cli("shutdown", name)
+        assert done.returncode == 0, done.stderr
+        _until_state(name, "shut off (shutdown)")
+        cli("start", name)
+        asyncio.run(ready(serial))
+        assert cli("destroy", name).stdout.strip() == f"Domain '{name}' destroyed"
+        assert cli("domstate", "--reason", name).stdout.strip() == "shut off (destroyed)"
+        assert cli("undefine", name).stdout.strip() == f"Domain '{name}' has been undefined"
+        missing = cli("domstate", name)
+        assert missing.returncode == 1 and "error:" in missing.stderr
+        time.sleep(0.5)  # the last events have been printed
+    finally:
+        lines, virsh_lines = ours.stop(), theirs.stop()
+    mine = [line for line in lines if f"'{name}'" in line]
+    assert mine == [line for line in virsh_lines if f"'{name}'" in line]
+    assert f"event 'lifecycle' for domain '{name}': Stopped Destroyed" in mine
