@@ -24,7 +24,13 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from drivers.api import Connection, ConsoleStream, Domain, EventHub, EventStream
-from drivers.errors import DomainBusy, InvalidArgument, OperationInvalid, VirtError
+from drivers.errors import (
+    ConnectionLost,
+    DomainBusy,
+    InvalidArgument,
+    OperationInvalid,
+    VirtError,
+)
 from drivers.libvirt import stats as lvstats
 from drivers.libvirt.console import LibvirtConsole
 from drivers.libvirt.errors import code_name, translate
@@ -41,6 +47,7 @@ from drivers.model import (
     StateReason,
     StatsSample,
 )
+from drivers.records import replace
 from drivers.uri import URI, is_read_only, libvirt_target
 
 _T = TypeVar("_T")
@@ -253,6 +260,8 @@ class LibvirtConnection(Connection):
         self._loop = asyncio.get_running_loop()
         self._hub = EventHub()
         self._closed = False
+        self._lost: str | None = None
+        self._released = False
         self._bridge: EventBridge | None = None
         self._close_callback = False
 
@@ -283,8 +292,7 @@ class LibvirtConnection(Connection):
     def call(self, what: str, fn: Callable[[], _T]) -> asyncio.Future[_T]:
         """Run the blocking ``fn`` (libvirt calls) in a worker thread; libvirt's errors come
         back as VirtErrors saying we were trying to ``what`` (a verb phrase)."""
-        if self._closed:
-            raise OperationInvalid("This connection is closed; open a new one.")
+        self._check_open()
 
         def run() -> _T:
             try:
@@ -293,6 +301,15 @@ class LibvirtConnection(Connection):
                 raise translate(libvirt, err, self._uri, what) from None
 
         return self._loop.run_in_executor(self._executor, run)
+
+    def _check_open(self) -> None:
+        if self._lost is not None:
+            raise ConnectionLost(
+                f"The connection to libvirt at {self._uri} is lost ({self._lost}); "
+                "connect again once libvirtd is back."
+            )
+        if self._closed:
+            raise OperationInvalid("This connection is closed; open a new one.")
 
     def _publish(self, event: DomainEvent) -> None:
         if self._impl.on_loop():
@@ -309,8 +326,8 @@ class LibvirtConnection(Connection):
             if self._closed:
                 return
             self._closed = True
+            self._lost = why
             self._hub.close(ConnectionClosedEvent(reason=why, lost=True))
-            self._executor.shutdown(wait=False)
 
         if threading.get_ident() == self._impl.loop_thread:
             lost()
@@ -392,8 +409,7 @@ class LibvirtConnection(Connection):
         return await self.call("define the domain", lambda: self.wrap(self.handle.defineXML(xml)))
 
     def events(self) -> EventStream:
-        if self._closed:
-            raise OperationInvalid("This connection is closed; open a new one.")
+        self._check_open()
         return self._hub.subscribe()
 
     async def host_info(self) -> HostInfo:
@@ -458,29 +474,36 @@ class LibvirtConnection(Connection):
     # --- the end ------------------------------------------------------------------------------
 
     async def close(self) -> None:
-        if self._closed:
+        if self._released:
             return
+        self._released = True
         bridge, self._bridge = self._bridge, None
 
         def end() -> None:
-            if bridge is not None:
-                bridge.close()
-            if self._close_callback:
-                with contextlib.suppress(libvirt.libvirtError):
+            with contextlib.suppress(libvirt.libvirtError):
+                if bridge is not None:
+                    bridge.close()
+                if self._close_callback:
                     self.handle.unregisterCloseCallback()
             with contextlib.suppress(libvirt.libvirtError):
                 self.handle.close()
 
-        with contextlib.suppress(Exception):
-            await self.call("close the connection", end)
         self._closed = True
+        with contextlib.suppress(Exception):
+            await self._loop.run_in_executor(self._executor, end)
         self._executor.shutdown(wait=False)
-        self._hub.close(ConnectionClosedEvent(reason="the connection was closed", lost=False))
+        if self._lost is None:
+            self._hub.close(ConnectionClosedEvent(reason="the connection was closed", lost=False))
 
 
 async def open_libvirt(uri: URI) -> LibvirtConnection:
     """Open ``libvirt:<target>`` with libvirt (read-only with ``?ro=1``)."""
     impl = bind()
+    name = str(uri)
+    if uri.inner is not None and "+ssh://" in uri.inner and "no_tty" not in uri.params:
+        # libvirt's ssh transport would otherwise ask for a password on the terminal, over
+        # the UI (keys and the agent still work; a password prompt fails the open instead)
+        uri = replace(uri, params={**uri.params, "no_tty": "1"})
     target = libvirt_target(uri)
     read_only = is_read_only(uri)
     loop = asyncio.get_running_loop()
@@ -494,11 +517,11 @@ async def open_libvirt(uri: URI) -> LibvirtConnection:
         handle = await loop.run_in_executor(executor, connect)
     except libvirt.libvirtError as err:
         executor.shutdown(wait=False)
-        raise translate(libvirt, err, str(uri), "connect", opening=True) from None
+        raise translate(libvirt, err, name, "connect", opening=True) from None
     except BaseException:
         executor.shutdown(wait=False)
         raise
-    conn = LibvirtConnection(str(uri), target, handle, executor, impl, read_only)
+    conn = LibvirtConnection(name, target, handle, executor, impl, read_only)
     try:
         await conn._watch()
     except BaseException:

@@ -327,3 +327,26 @@ def test_lifecycle_through_the_cli_prints_what_virsh_prints(
     mine = [line for line in lines if f"'{name}'" in line]
     assert mine == [line for line in virsh_lines if f"'{name}'" in line]
     assert f"event 'lifecycle' for domain '{name}': Stopped Destroyed" in mine
+
+
+async def test_a_libvirtd_that_dies_ends_the_event_stream_as_lost(libvirtd: LibvirtPeer) -> None:
+    """(Last in this module: it kills the module's libvirtd.) The stream ends with a lost
+    ConnectionClosedEvent, as the reconnecting wrapper and the TUI expect; calls then say
+    the connection is lost."""
+    import os
+
+    from drivers.errors import ConnectionLost
+    from drivers.model import ConnectionClosedEvent
+
+    connection = await drivers.open(SYSTEM)
+    try:
+        stream = connection.events()
+        assert libvirtd.pid is not None
+        os.kill(libvirtd.pid, signal.SIGKILL)
+        event = await stream.get(30)
+        assert isinstance(event, ConnectionClosedEvent) and event.lost
+        assert event.reason == "libvirtd closed the connection"
+        with pytest.raises(ConnectionLost, match="is lost"):
+            await connection.list_domains()
+    finally:
+        await connection.close()

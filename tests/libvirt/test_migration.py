@@ -90,7 +90,10 @@ async def test_live_migration_between_two_libvirt_hosts(
         assert await state_of(dest, name) == "running (migrated)"
         await guest_answers(serial_b)
         assert await guest_uptime(serial_b) > before
-        await dst_events.wait_lifecycle(["Started Migrated", "Resumed Migrated"], dst_mark)
+        # (libvirt persists the definition between the two: --persistent)
+        await dst_events.wait_lifecycle(
+            ["Started Migrated", "Defined Added", "Resumed Migrated"], dst_mark
+        )
         await src_events.wait_lifecycle(["Suspended Migrated", "Stopped Migrated"], src_mark)
         # persistent at the destination; the source keeps its (shut off) definition
         assert [s.persistent for s in await dest.list_summaries() if s.name == name] == [True]

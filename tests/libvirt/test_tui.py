@@ -141,6 +141,7 @@ async def test_real_guest_console_on_libvirtd(
         await dom.start()
         app = build(tmp_path, uris=(SYSTEM,))
         async with app.run_test(size=SIZE) as pilot:
+            await until(pilot, lambda: any(r.name == name for r in app.store.rows.values()))
             await until(pilot, lambda: state_of(app, name) == "running (booted)", timeout=30)
             screen = await open_console(pilot, app, name)
             assert screen.state == "attached", screen.reason
