@@ -28,13 +28,11 @@ class LibvirtConsole(ConsoleStream):
         self._finish = finish
         self._queue: asyncio.Queue[bytes] = asyncio.Queue()
         self._writable = asyncio.Event()
-        self._watching = libvirt.VIR_STREAM_EVENT_READABLE | self._trouble
+        self._trouble = int(libvirt.VIR_STREAM_EVENT_ERROR | libvirt.VIR_STREAM_EVENT_HANGUP)
+        self._reading = int(libvirt.VIR_STREAM_EVENT_READABLE) | self._trouble
+        self._watching = self._reading
         self._closed = False
         stream.eventAddCallback(self._watching, self._on_event, None)
-
-    @property
-    def _trouble(self) -> int:
-        return int(self._lv.VIR_STREAM_EVENT_ERROR | self._lv.VIR_STREAM_EVENT_HANGUP)
 
     def _end(self, why: str) -> None:
         if self.ended is None:
@@ -69,16 +67,12 @@ class LibvirtConsole(ConsoleStream):
             )
 
     def _watch(self, writable: bool) -> None:
-        wanted = self.lv_readable | self._trouble
+        wanted = self._reading
         if writable:
             wanted |= self._lv.VIR_STREAM_EVENT_WRITABLE
         if wanted != self._watching and self.ended is None:
             self._watching = wanted
             self._stream.eventUpdateCallback(wanted)
-
-    @property
-    def lv_readable(self) -> int:
-        return int(self._lv.VIR_STREAM_EVENT_READABLE)
 
     async def read(self) -> bytes:
         if self.ended is not None and self._queue.empty():

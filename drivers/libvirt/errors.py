@@ -12,6 +12,7 @@ from drivers.errors import (
     AccessDenied,
     ConnectionFailed,
     ConnectionLost,
+    DomainBusy,
     DomainExists,
     HypervisorError,
     InvalidArgument,
@@ -96,6 +97,9 @@ def translate(libvirt: Any, err: Any, uri: str, what: str, *, opening: bool = Fa
             "Reconnect; the domains keep running."
         )
     cls, hint = _BY_CODE.get(name, (HypervisorError, "see the libvirt log on that host"))
+    if "state change lock" in text:
+        # another call holds libvirt's job on the domain
+        cls, hint = DomainBusy, "wait for the other operation on it to end, then try again"
     if name == "OPERATION_FAILED" and "already exists" in text:
         # libvirt's domain list reports a name or UUID clash so
         cls, hint = DomainExists, "choose another name or UUID, or update that domain"

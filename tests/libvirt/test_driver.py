@@ -345,3 +345,42 @@ async def test_closed_connection_refuses_calls() -> None:
         await connection.list_domains()
     last = await stream.get(1)
     assert getattr(last, "lost", None) is False
+
+
+class _FakeError:
+    """What translate() reads of a libvirtError."""
+
+    def __init__(self, code: int, message: str) -> None:
+        self.code, self.message = code, message
+
+    def get_error_code(self) -> int:
+        return self.code
+
+    def get_error_message(self) -> str:
+        return self.message
+
+
+@pytest.mark.parametrize(
+    ("code", "message", "expected"),
+    [
+        ("VIR_ERR_NO_DOMAIN", "Domain not found", "NoSuchDomain"),
+        ("VIR_ERR_OPERATION_INVALID", "domain is not running", "OperationInvalid"),
+        ("VIR_ERR_OPERATION_TIMEOUT", "cannot acquire state change lock", "DomainBusy"),
+        ("VIR_ERR_OPERATION_FAILED", "domain 'x' already exists with uuid u", "DomainExists"),
+        ("VIR_ERR_AUTH_FAILED", "authentication failed", "AccessDenied"),
+        ("VIR_ERR_NO_SUPPORT", "this function is not supported", "NotSupported"),
+        ("VIR_ERR_RPC", "Unable to read from socket", "ConnectionLost"),
+        ("VIR_ERR_SYSTEM_ERROR", "Cannot recv data: Connection reset by peer", "ConnectionLost"),
+        ("VIR_ERR_INTERNAL_ERROR", "qemu unexpectedly closed the monitor", "HypervisorError"),
+    ],
+)
+def test_libvirt_error_codes_map_onto_our_classes(code: str, message: str, expected: str) -> None:
+    require_binding()
+    import libvirt
+
+    from drivers.libvirt.errors import translate
+
+    err = translate(libvirt, _FakeError(getattr(libvirt, code), message), "libvirt:x:///", "go")
+    assert type(err).__name__ == expected
+    assert err.message.startswith(("libvirt at libvirt:x:/// could not go: ", "The connection"))
+    assert message in err.message and err.message.endswith(".")
