@@ -60,7 +60,7 @@ KEEPALIVE = (5, 3)
 MIN_STATS_INTERVAL = 0.05
 
 _CLOSE_REASONS = {
-    0: "libvirt reported an error on the connection",
+    0: "the connection to libvirtd failed (libvirtd may have stopped)",
     1: "libvirtd closed the connection",
     2: "libvirtd stopped answering keepalive probes",
     3: "the connection was closed",
