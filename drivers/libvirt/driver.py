@@ -170,6 +170,12 @@ class LibvirtDomain(Domain):
         try:
             stream = await self._do("open the console of", attach)
         except VirtError as err:
+            if "not using a pty" in err.message.lower():
+                raise OperationInvalid(
+                    f"The serial port of domain '{self._name}' is not a pty, and libvirt opens "
+                    "consoles only on pty ports; give the domain <serial type='pty'> (or "
+                    "connect to its socket directly)."
+                ) from None
             if "active console session" not in err.message.lower():
                 raise
             raise DomainBusy(

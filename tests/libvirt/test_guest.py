@@ -68,9 +68,19 @@ class VirshEvents:
         )
 
     def stop(self) -> list[str]:
-        self.proc.send_signal(signal.SIGINT)
-        out, _ = self.proc.communicate(timeout=10)
+        out, _ = _interrupt(self.proc)
         return [line for line in out.splitlines() if line.startswith("event ")]
+
+
+def _interrupt(proc: subprocess.Popen[str]) -> tuple[str, str]:
+    """What ``proc`` printed until ctrl+C ended it (killed if it does not end)."""
+    proc.send_signal(signal.SIGINT)
+    try:
+        return proc.communicate(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.communicate()
+        raise
 
 
 def our_lines(events: Sequence[Event], name: str) -> list[str]:
@@ -103,6 +113,8 @@ async def test_lifecycle_through_the_api_matches_virsh_event(
         await ready(serial)
         assert await state_of(conn, name) == "running (booted)"
         assert await dom.id() is not None
+        with pytest.raises(OperationInvalid, match="not a pty"):
+            await dom.console()  # its serial port is a unix socket
         summary = {s.name: s for s in await conn.list_summaries()}[name]
         assert summary.state is DomainState.RUNNING and summary.id == await dom.id()
         assert summary.vcpus == 1 and summary.memory_kib == 256 * 1024
@@ -275,8 +287,7 @@ class CliEvents:
         )
 
     def stop(self) -> list[str]:
-        self.proc.send_signal(signal.SIGINT)
-        out, err = self.proc.communicate(timeout=10)
+        out, err = _interrupt(self.proc)
         assert "Traceback" not in err, err
         assert out.rstrip().splitlines()[-1].startswith("events received: "), out
         return [line for line in out.splitlines() if line.startswith("event ")]
