@@ -3,7 +3,9 @@
 ``conn = await drivers.open(uri)`` picks a driver by a libvirt-style URI:
 
 - ``qemu:///embed?root=DIR`` — the QEMU driver inside this process, state under DIR;
-- ``test:///default`` or ``test:///ABSOLUTE/PATH.xml`` — the in-memory test driver.
+- ``test:///default`` or ``test:///ABSOLUTE/PATH.xml`` — the in-memory test driver;
+- ``libvirt:<libvirt URI>`` — a host libvirt manages, through libvirt-python (the optional
+  extra ``virtdeck[libvirt]``, imported only when such a URI is opened).
 
 This package never imports textual, rich, tui or themes.
 """
@@ -135,6 +137,10 @@ def _in_process(parsed: URI, conn: Connection) -> Connection:
 
 async def _open(parsed: URI) -> Connection:
     path = parsed.path.rstrip("/")
+    if parsed.driver == "libvirt":
+        from drivers.libvirt import open_libvirt
+
+        return _in_process(parsed, await open_libvirt(parsed))
     if parsed.driver == "test":
         from drivers.test.driver import open_test
 
@@ -160,5 +166,6 @@ async def _open(parsed: URI) -> Connection:
         return await open_system(str(parsed), Path(socket) if socket else None)
     raise InvalidURI(
         f"virtdeck cannot open '{parsed}'; use qemu:///session, qemu:///system, "
-        "qemu+ssh://[user@]host/session|system, qemu:///embed?root=DIR or test:///default."
+        "qemu+ssh://[user@]host/session|system, qemu:///embed?root=DIR, test:///default or "
+        "libvirt:<libvirt URI>."
     )

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Protocol, runtime_checkable
 from drivers.errors import InvalidArgument, NotSupported, OperationInvalid, VirtError
 from drivers.model import DiskCopy, DomainState, JobInfo, JobPhase, JobProgressEvent
 from drivers.records import replace
-from drivers.uri import parse_uri
+from drivers.uri import is_libvirt, parse_uri
 
 if TYPE_CHECKING:
     from drivers.api import Connection, Domain
@@ -126,6 +126,11 @@ async def migrate(
     """Move ``dom`` to ``dest``; the domain's handle there. Raises a VirtError (with the
     source untouched or continued) if any phase fails."""
     source = dom.connection
+    if is_libvirt(source.uri) != is_libvirt(dest.uri):
+        # (a libvirt domain migrates by libvirt's own API, in drivers.libvirt.migration)
+        from drivers.libvirt import mixed_pair
+
+        raise mixed_pair(source.uri, dest.uri)
     if _same_host(source.uri, dest.uri):
         raise OperationInvalid(
             f"'{dom.name}' is already on {dest.uri}; choose another host as the destination."

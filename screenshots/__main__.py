@@ -178,6 +178,23 @@ async def _screen(pilot: Pilot[None]) -> None:
     await pilot.pause(0.2)
 
 
+async def _libvirt(pilot: Pilot[None]) -> None:
+    """A libvirt host next to the demo's (libvirt's own in-process test driver; needs
+    libvirt-python): its badge in the host bar, its row in the table."""
+    from tui.config import HostConfig
+
+    app = pilot.app
+    assert isinstance(app, VirtdeckApp)
+    await app.add_host(HostConfig("libvirt:test:///default", "lv1", saved=False))
+
+    def loaded() -> bool:
+        rows = app.store.rows.values()
+        return len(rows) == 22 and all(r.vcpus is not None for r in rows)
+
+    await _until(pilot, loaded)
+    await _keys("3", row=("test", "lv1"))(pilot)
+
+
 SHOTS: dict[str, Step] = {
     "main": _keys("space", "down", "down", "space", row=("test", "demo")),
     "details": _keys("enter", row=("db-primary", "lab")),
@@ -194,6 +211,7 @@ SHOTS: dict[str, Step] = {
     "logs": _logs,
     "stats": _keys("7"),
     "details-stats": _keys("enter", "t", row=("db-primary", "lab")),
+    "libvirt": _libvirt,
 }
 #: Shots that need a wider terminal than SIZE.
 WIDE = {"stats": (170, 36)}

@@ -681,12 +681,19 @@ class VirtdeckApp(App[None]):
         return link.require()
 
     def migration_targets(self, host: str) -> dict[str, Connection]:
-        """The connected, writable hosts other than ``host`` that can receive migrations."""
+        """The connected, writable hosts other than ``host`` that can receive migrations
+        from it (of its own kind: libvirt or virtdeckd)."""
+        from drivers.uri import is_libvirt
+
         found: dict[str, Connection] = {}
+        source = self.store.hosts.get(host)
+        libvirt = source is not None and is_libvirt(source.config.uri)
         for name, link in self.links.items():
             state = self.store.hosts.get(name)
             if name == host or state is None or state.lost or not state.config.writable:
                 continue
+            if is_libvirt(state.config.uri) != libvirt:
+                continue  # libvirt hosts migrate only among themselves, virtdeckd's likewise
             try:
                 conn = link.require()
             except VirtError:

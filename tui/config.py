@@ -131,6 +131,9 @@ def host_name_for(uri: str, taken: Iterable[str] = ()) -> str:
         base = "host"
     else:
         base = parsed.host or Path(parsed.path.rstrip("/")).stem or "host"
+        if parsed.driver == "libvirt" and not parsed.host:
+            # libvirt:qemu:///system next to qemu:///system: both would be 'system'
+            base = f"libvirt-{base}"
     base = re.sub(r"[^A-Za-z0-9_.-]", "-", base)[:28].strip("-.") or "host"
     if not base[0].isalnum():
         base = "h" + base

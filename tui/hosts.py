@@ -29,6 +29,26 @@ Post = Callable[[Update], None]
 _generations = itertools.count(1)
 
 
+def host_kind(uri: str) -> str:
+    """What serves a host, in one word for its badge: ``libvirt`` (libvirtd, through
+    libvirt-python), ``virtdeckd`` (a virtdeck daemon, local or over SSH), ``embedded``
+    (the QEMU driver in this process) or ``test`` (the in-memory driver)."""
+    from drivers.errors import InvalidURI
+    from drivers.uri import parse_uri
+
+    try:
+        parsed = parse_uri(uri)
+    except InvalidURI:
+        return "?"
+    if parsed.driver == "libvirt":
+        return "libvirt"
+    if parsed.driver == "test":
+        return "test"
+    if parsed.path.rstrip("/") == "/embed" and not parsed.host:
+        return "embedded"
+    return "virtdeckd"
+
+
 def link_uri(config: HostConfig) -> str:
     """The URI a host's link opens."""
     if config.mode is HostMode.READ_ONLY:

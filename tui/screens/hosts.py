@@ -15,6 +15,7 @@ from textual.widgets import Button, Checkbox, DataTable, Footer, Input, Label, S
 
 from drivers.reconnect import LinkState
 from tui.config import HostConfig, HostMode, host_name_for, validate_name
+from tui.hosts import host_kind
 from tui.screens.dialogs import Dialog
 from tui.state import Changes
 from tui.text import inert
@@ -28,6 +29,13 @@ _MODES = [
     ("protected: type the host name for dangerous actions", HostMode.PROTECTED),
     ("read-only: no action changes anything", HostMode.READ_ONLY),
 ]
+
+
+def _badge(uri: str, variables: dict[str, str]) -> Text:
+    """The host's kind; libvirt hosts stand out (they migrate only among themselves)."""
+    kind = host_kind(uri)
+    colour = variables.get("accent") if kind == "libvirt" else variables.get("state-shutoff")
+    return Text(kind, Style(color=colour))
 
 
 class HostsScreen(Screen[None]):
@@ -104,6 +112,7 @@ class HostsScreen(Screen[None]):
         table = self.query_one("#host-table", DataTable)
         for key, label in (
             ("name", "Name"),
+            ("kind", "Kind"),
             ("uri", "URI"),
             ("mode", "Mode"),
             ("link", "Link"),
@@ -149,6 +158,7 @@ class HostsScreen(Screen[None]):
             }.get(host.link, variables.get("state-shutoff"))
             table.add_row(
                 Text("● ", Style(color=app.host_colour(name))) + Text(inert(name, one_line=True)),
+                _badge(host.config.uri, variables),
                 Text(inert(host.config.uri, one_line=True)),
                 Text(host.config.mode.value),
                 Text(link_words(host, now), Style(color=link_style)),
@@ -302,7 +312,12 @@ class HostFormScreen(Dialog[HostConfig | None]):
             yield Label("Edit host" if host else "Add host", id="dialog-title")
             with VerticalScroll(id="form-body"):
                 for field_id, label, value, placeholder in (
-                    ("uri", "URI", host.uri if host else "", "qemu+ssh://user@host/system"),
+                    (
+                        "uri",
+                        "URI",
+                        host.uri if host else "",
+                        "qemu+ssh://user@host/system or libvirt:qemu:///system",
+                    ),
                     ("name", "Name", host.name if host else "", "(from the URI)"),
                     (
                         "color",

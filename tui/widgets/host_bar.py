@@ -10,6 +10,7 @@ from rich.text import Text
 from textual.widgets import Static
 
 from drivers.reconnect import LinkState
+from drivers.uri import is_libvirt
 from tui.config import HostMode
 from tui.state import DomainStore, HostState
 from tui.text import inert
@@ -64,6 +65,9 @@ class HostBar(Static):
                 text.append(" ⚑", Style(color=variables.get("warning")))
             elif host.config.mode is HostMode.READ_ONLY:
                 text.append(" ro", Style(color=variables.get("state-shutoff")))
+            if is_libvirt(host.config.uri):
+                # (a host without the badge is a virtdeck one: virtdeckd, embedded, test)
+                text.append(" libvirt", Style(color=variables.get("accent"), italic=True))
             running, total = counts.get(host.name, (0, 0))
             if host.link is LinkState.CONNECTED:
                 text.append(f" {running}/{total}", Style(color=variables.get("state-running")))
