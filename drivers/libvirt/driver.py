@@ -37,12 +37,16 @@ from drivers.libvirt.errors import code_name, translate
 from drivers.libvirt.events import EventBridge
 from drivers.libvirt.loop import ThreadSafeImpl, bind, libvirt
 from drivers.model import (
+    ADDRESS_SOURCES,
+    SHUTDOWN_MODES,
     ConnectionClosedEvent,
     DomainEvent,
     DomainInfo,
     DomainState,
     DomainSummary,
     HostInfo,
+    InterfaceAddresses,
+    IPAddress,
     JobInfo,
     StateReason,
     StatsSample,
@@ -104,8 +108,56 @@ class LibvirtDomain(Domain):
         flags = libvirt.VIR_DOMAIN_START_PAUSED if paused else 0
         await self._do("start", lambda: self._dom.createWithFlags(flags))
 
-    async def shutdown(self) -> None:
-        await self._do("shut down", lambda: self._dom.shutdown())
+    async def shutdown(self, mode: str = "acpi") -> None:
+        if mode not in SHUTDOWN_MODES:
+            raise InvalidArgument(
+                f"Unknown shutdown mode '{mode}'; write acpi (the power button) or agent (the "
+                "guest agent): virtdeck shutdown --mode agent DOMAIN."
+            )
+        dom = self._dom
+
+        def shut_down() -> None:
+            if mode == "agent":
+                dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_GUEST_AGENT)
+                return
+            try:
+                dom.shutdownFlags(libvirt.VIR_DOMAIN_SHUTDOWN_ACPI_POWER_BTN)
+            except libvirt.libvirtError as err:
+                # Drivers without shutdown modes (libvirt's test driver) take only 0,
+                # which is their power button.
+                if err.get_error_code() != libvirt.VIR_ERR_INVALID_ARG:
+                    raise
+                dom.shutdown()
+
+        await self._do("shut down", shut_down)
+
+    async def interface_addresses(self, source: str = "lease") -> list[InterfaceAddresses]:
+        if source not in ADDRESS_SOURCES:
+            raise InvalidArgument(
+                f"Unknown address source '{source}'; write lease, agent or arp "
+                "(virtdeck domifaddr --source agent)."
+            )
+        code = {
+            "lease": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_LEASE,
+            "agent": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_AGENT,
+            "arp": libvirt.VIR_DOMAIN_INTERFACE_ADDRESSES_SRC_ARP,
+        }[source]
+        found = await self._do("read the addresses of", lambda: self._dom.interfaceAddresses(code))
+        return [
+            InterfaceAddresses(
+                name=str(name),
+                hwaddr=info.get("hwaddr") or None,
+                addresses=tuple(
+                    IPAddress(
+                        type="ipv6" if a.get("type") == libvirt.VIR_IP_ADDR_TYPE_IPV6 else "ipv4",
+                        address=str(a.get("addr", "")),
+                        prefix=int(a.get("prefix") or 0),
+                    )
+                    for a in info.get("addrs") or ()
+                ),
+            )
+            for name, info in sorted((found or {}).items())
+        ]
 
     async def reboot(self) -> None:
         await self._do("reboot", lambda: self._dom.reboot(0))
@@ -293,7 +345,7 @@ class LibvirtConnection(Connection):
 
     @property
     def capabilities(self) -> frozenset[str]:
-        return frozenset({"console", "stats", "migration", "libvirt"})
+        return frozenset({"console", "stats", "migration", "libvirt", "interface-addresses"})
 
     def call(self, what: str, fn: Callable[[], _T]) -> asyncio.Future[_T]:
         """Run the blocking ``fn`` (libvirt calls) in a worker thread; libvirt's errors come

@@ -11,6 +11,7 @@ mixed libvirt/virtdeckd migration refused in both directions.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import subprocess
 import sys
@@ -26,11 +27,13 @@ from drivers.api import Connection
 from drivers.errors import (
     ConnectionFailed,
     DomainExists,
+    InvalidArgument,
     InvalidURI,
     InvalidXML,
     NoSuchDomain,
     NotSupported,
     OperationInvalid,
+    VirtError,
 )
 from drivers.model import (
     DomainState,
@@ -220,6 +223,25 @@ async def test_summaries_handles_and_host(conn: Connection) -> None:
     assert host.hypervisor == "TEST" and host.driver_version.startswith("libvirt ")
     assert host.uri == TEST_URI
     assert {"console", "stats", "migration", "libvirt"} <= conn.capabilities
+
+
+async def test_addresses_and_shutdown_modes(conn: Connection) -> None:
+    # libvirt's test driver makes up an address per NIC (what virsh domifaddr prints)
+    dom = await conn.define_xml(small_xml("lv-unit-addr"))
+    try:
+        await dom.start()
+        found = await dom.interface_addresses("lease")
+        assert all(a.name.startswith("testnet") for a in found)
+        with pytest.raises(InvalidArgument, match="lease, agent or arp"):
+            await dom.interface_addresses("dhcp")
+        with pytest.raises(InvalidArgument, match=r"acpi .*or agent"):
+            await dom.shutdown(mode="button")
+        await dom.shutdown()  # the test driver takes no mode flags: its power button
+        assert (await dom.state())[0] is DomainState.SHUTOFF
+    finally:
+        with contextlib.suppress(VirtError):
+            await dom.destroy()
+        await dom.undefine()
 
 
 async def test_errors_are_sentences_in_our_hierarchy(conn: Connection) -> None:
