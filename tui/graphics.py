@@ -189,9 +189,8 @@ def _merged_halfcell_class(base: Any) -> Any:
     """textual-image's half-block widget, whose cells reach Textual as runs.
 
     The library yields one segment per cell; a screen is mostly runs of one colour (a text
-    console's black), and Textual's cost is per segment. Rich's own Segment.simplify joins
-    neighbours of the same style before Textual sees them: the same cells, a fraction of
-    the segments."""
+    console's black), and Textual's cost is per segment. Neighbours of the same style are
+    joined before Textual sees them: the same cells, a fraction of the segments."""
     global _MERGED
     if _MERGED is not None:
         return _MERGED
@@ -205,7 +204,20 @@ def _merged_halfcell_class(base: Any) -> Any:
             self.inner = inner
 
         def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-            yield from Segment.simplify(console.render(self.inner, options))
+            # The library yields plain segments (cells and line ends), and its styles come
+            # from the cache above: the same object for the same colours, so a run is the
+            # cells whose style *is* the last one's.
+            run: list[str] = []
+            style: Any = None
+            for segment in self.inner.__rich_console__(console, options):
+                if segment.style is style and style is not None:
+                    run.append(segment.text)
+                    continue
+                if run:
+                    yield Segment("".join(run), style)
+                run, style = [segment.text], segment.style
+            if run:
+                yield Segment("".join(run), style)
 
         def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Any:
             return self.inner.__rich_measure__(console, options)

@@ -5,6 +5,7 @@ read-only hosts watch without typing; and the key map itself."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -216,3 +217,36 @@ async def test_the_keymap_can_move_the_escape_key(tmp_path: Path) -> None:
         assert "^b returns to the table" in str(view.query_one("#screen-status").render())
         await pilot.press("ctrl+b")
         await until(pilot, lambda: isinstance(app.screen, MainScreen), what="the table")
+
+
+async def test_drawing_stays_within_its_cpu_budget(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When drawing costs more than the budget, the view asks for fewer frames (a new
+    stream at a lower rate, down to 2 a second) and the frames keep coming."""
+    import tui.screens.screen as screen_module
+
+    monkeypatch.setattr(screen_module, "CPU_BUDGET", 1e-6)  # everything is too much
+    monkeypatch.setattr(screen_module, "RATE_WINDOW", 0.2)
+    async with await drivers.open(DEFAULT) as conn:
+        await _with_display(conn, "web1")
+    app = build(tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, 5)
+        view = await open_screen(pilot, app, "web1")
+        sim = default_registry().simulated("web1")
+
+        async def churn() -> None:
+            for i in range(200):
+                sim.console.write(f"line {i}\r\n")
+                await asyncio.sleep(0.03)
+
+        task = asyncio.create_task(churn())
+        try:
+            await until(pilot, lambda: view.interval == screen_module.MAX_INTERVAL,
+                        what="the slowest rate")  # fmt: skip
+            frames = view.frames
+            await until(pilot, lambda: view.frames > frames + 1, what="frames at that rate")
+            assert view.state == "shown"
+        finally:
+            task.cancel()

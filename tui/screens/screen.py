@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import io
 import time
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
@@ -56,6 +57,13 @@ MENU_DISPLAY = "ctrl+\\"
 #: Frames a second while the screen changes, and the idle rate.
 FPS = 10.0
 IDLE_FPS = 1.0
+#: The share of one core drawing frames may take: a bigger pane costs more per frame, so it
+#: gets fewer frames (10 a second in an 80x24 terminal, about 5 in 200x50 with half-blocks).
+CPU_BUDGET = 0.2
+#: ... but never fewer than 2 frames a second.
+MAX_INTERVAL = 0.5
+#: Seconds of drawing the rate is judged on.
+RATE_WINDOW = 1.0
 #: Latencies kept for the status line and the benchmark.
 KEEP = 200
 #: Textual's mouse buttons, as the guest's pointer names them.
@@ -206,6 +214,9 @@ class ScreenView(Screen[None]):
         #: (captured, painted) CLOCK_MONOTONIC pairs of the last frames: their latency.
         self.painted: list[tuple[float, float]] = []
         self.keys_sent = 0
+        #: Seconds between two frames drawn, and this process's share of a core meanwhile.
+        self.interval = 1 / FPS
+        self.usage = 0.0
         self._outbox: asyncio.Queue[list[InputEvent]] | None = None
 
     @property
@@ -243,8 +254,14 @@ class ScreenView(Screen[None]):
         writer = asyncio.create_task(self._write(dom, outbox), name="screen-keys")
         reason = "the screen stream ended"
         try:
-            async for shot in frames:
-                self.post_message(self.Frame(shot, decode(shot.data)))
+            while True:
+                rate = await self._show_frames(frames)
+                if rate is None:
+                    break
+                # The host paces the frames (they stay fresh): a new stream at the new rate.
+                with contextlib.suppress(Exception):
+                    await frames.aclose()  # type: ignore[attr-defined]
+                frames = await dom.screen_frames(rate, min(IDLE_FPS, rate))
         except VirtError as err:
             reason = err.message
         finally:
@@ -256,6 +273,25 @@ class ScreenView(Screen[None]):
             with contextlib.suppress(Exception):
                 await frames.aclose()  # type: ignore[attr-defined]
         self.post_message(self.Ended(reason))
+
+    async def _show_frames(self, frames: AsyncIterator[Screenshot]) -> float | None:
+        """Hand the stream's frames over until it ends (None) or drawing them takes more
+        than the CPU budget, or much less than it while below the full rate: then the rate
+        the last second's cost allows."""
+        loop = asyncio.get_running_loop()
+        window, window_cpu = loop.time(), time.process_time()
+        async for shot in frames:
+            self.post_message(self.Frame(shot, decode(shot.data)))
+            now = loop.time()
+            if now - window < RATE_WINDOW:
+                continue
+            self.usage = (time.process_time() - window_cpu) / (now - window)
+            window, window_cpu = now, time.process_time()
+            wanted = min(MAX_INTERVAL, max(1 / FPS, self.interval * self.usage / CPU_BUDGET))
+            if abs(wanted - self.interval) > 0.25 * self.interval:
+                self.interval = wanted
+                return 1 / wanted
+        return None
 
     @staticmethod
     async def _write(dom: Any, outbox: asyncio.Queue[list[InputEvent]]) -> None:
@@ -287,8 +323,7 @@ class ScreenView(Screen[None]):
         elif first:
             self._show()
         if shot is not None:
-            captured = shot.captured_monotonic
-            self.call_after_refresh(self._painted, captured)
+            self.call_after_refresh(self._painted, shot.captured_monotonic)
 
     def _painted(self, captured: float) -> None:
         self.painted.append((captured, time.monotonic()))
