@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
 
 if TYPE_CHECKING:
     from drivers.remote.syncclient import SyncRemoteConnection

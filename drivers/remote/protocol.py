@@ -12,9 +12,6 @@ import enum
 import functools
 import json
 import struct
-import typing
-from collections.abc import Hashable
-from typing import Any, Protocol, TypeVar, cast
 
 from drivers import records
 from drivers.errors import ProtocolError, VirtError, error_classes
@@ -44,27 +41,32 @@ from drivers.model import (
 )
 from drivers.records import record
 
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any, Protocol, TypeVar
+
+    _Value = TypeVar("_Value")
+
+    class ByteReader(Protocol):
+        """The read half of a protocol stream (asyncio.StreamReader, or an SSH channel's)."""
+
+        async def readexactly(self, n: int) -> bytes: ...
+
+    class ByteWriter(Protocol):
+        """The write half of a protocol stream (asyncio.StreamWriter, or an SSH channel's)."""
+
+        def write(self, data: bytes) -> None: ...
+
+        async def drain(self) -> None: ...
+
+        def close(self) -> None: ...
+
+
 PROTOCOL_VERSION = 1
 MAX_FRAME = 4 << 20
 _HEADER = struct.Struct(">IB")
 JSON = ord("J")
 BYTES = ord("B")
-
-
-class ByteReader(Protocol):
-    """The read half of a protocol stream (asyncio.StreamReader, or an SSH channel's)."""
-
-    async def readexactly(self, n: int) -> bytes: ...
-
-
-class ByteWriter(Protocol):
-    """The write half of a protocol stream (asyncio.StreamWriter, or an SSH channel's)."""
-
-    def write(self, data: bytes) -> None: ...
-
-    async def drain(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @record
@@ -183,9 +185,6 @@ def error_from_wire(data: Any) -> VirtError:
 # --- typed values ----------------------------------------------------------------------------
 
 
-_Value = TypeVar("_Value")
-
-
 def to_wire(value: Any) -> dict[str, Any]:
     """A frozen dataclass of the model as JSON: enums by their libvirt names."""
     return {
@@ -195,17 +194,26 @@ def to_wire(value: Any) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _hints(cls: Any) -> dict[str, Any]:
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
     # get_type_hints evaluates every annotation: far too slow to repeat for each of 500 rows.
-    return typing.get_type_hints(cls)
+    # typing loads here, not at import: listing domains never needs it. The model imports
+    # ClassVar only for type checkers, so it is handed in for evaluating annotations.
+    found = _HINTS.get(cls)
+    if found is None:
+        import typing
+
+        found = _HINTS[cls] = typing.get_type_hints(cls, localns={"ClassVar": typing.ClassVar})
+    return found
 
 
 def from_wire(cls: type[_Value], data: Any) -> _Value:
     """The dataclass ``cls`` from :func:`to_wire`'s JSON; ProtocolError on a bad shape."""
     if not isinstance(data, dict):
         raise ProtocolError(f"Expected an object for {cls.__name__}.")
-    hints = _hints(cast(Hashable, cls))
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     try:
         for name in records.fields(cls):
