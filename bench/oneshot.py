@@ -15,7 +15,8 @@ the same shut-off domain (destroyed again, untimed, after each start). Whole-pro
 time, spawn → exit; the CPU time (user + system) of the same processes is reported too, as
 it suffers less from a shared machine.
 Floors printed for reference: the venv's ``python -I -S -c pass``, ``python -c pass``,
-and what the console script itself imports before virtdeck (``import re``).
+and what the console script itself imports before virtdeck (``import re``); and where the
+imports' time goes (``python -X importtime``, the minimum of the runs per module).
 """
 
 from __future__ import annotations
@@ -180,6 +181,48 @@ def floors(session: Session, runs: int) -> dict[str, float]:
     return out
 
 
+def import_profile(session: Session, runs: int) -> dict[str, tuple[float, float]]:
+    """``python -X importtime`` of ``virtdeck list --all``: {module: (self, cumulative)} in
+    ms, each the minimum over ``runs`` (the least disturbed by other load)."""
+    argv = [
+        str(session.venv / "bin" / "python"),
+        "-X",
+        "importtime",
+        *session.argv("list", "--all"),
+    ]
+    best: dict[str, tuple[float, float]] = {}
+    for _ in range(runs):
+        done = subprocess.run(argv, capture_output=True, text=True, env=session.env, check=True)
+        for line in done.stderr.splitlines():
+            if not line.startswith("import time:") or "self [us]" in line:
+                continue
+            own, cumulative, name = line[len("import time:") :].split("|")
+            key = name.strip()
+            figures = (int(own) / 1000, int(cumulative) / 1000)
+            old = best.get(key)
+            best[key] = (
+                figures if old is None else (min(old[0], figures[0]), min(old[1], figures[1]))
+            )
+    return best
+
+
+def describe_imports(profile: dict[str, tuple[float, float]]) -> str:
+    def group(name: str) -> str:
+        top = name.split(".")[0]
+        return top if top in ("drivers", "tui") else "standard library"
+
+    sums: dict[str, float] = {}
+    for name, (own, _) in profile.items():
+        sums[group(name)] = sums.get(group(name), 0.0) + own
+    largest = sorted(profile.items(), key=lambda item: -item[1][0])[:12]
+    return (
+        f"{len(profile)} modules, {sum(sums.values()):.1f} ms ("
+        + ", ".join(f"{key} {value:.1f}" for key, value in sorted(sums.items()))
+        + "); largest (self ms): "
+        + ", ".join(f"{name} {own:.2f}" for name, (own, _) in largest)
+    )
+
+
 def measure(
     session: Session, peer: LibvirtPeer | None, counts: Sequence[int], runs: int
 ) -> dict[tuple[str, int], tuple[Samples, Samples]]:
@@ -249,6 +292,7 @@ def collect(
                 f"{(time.perf_counter() - t0) * 1000:.0f} ms"
             )
             floor = floors(session, runs)
+            imports = describe_imports(import_profile(session, runs))
             found = measure(session, peer, counts, runs)
     finally:
         session.close()
@@ -277,6 +321,10 @@ def collect(
                 "virsh",
             )
         )
+    report.notes.append(
+        f"one-shot CLI: python -X importtime of virtdeck list --all, minimum of {runs} runs: "
+        + imports
+    )
     report.notes.append(
         "one-shot CLI floors (median wall ms): "
         + "; ".join(f"{label} {value:.1f}" for label, value in floor.items())
