@@ -10,13 +10,15 @@ domains, a tenth of them running) is spawned on a private socket, and measured:
   (median of 5 daemon starts; 1 with ``--quick``);
 * ``virtdeck list --all``: a fresh CLI process each run (the checkout run the way the
   console script runs it, bytecode cached), median / p99;
+* the CPU time of both (the daemon's until its first list, the CLI processes'), which a
+  loaded machine disturbs far less than wall time;
 * the daemon's VmRSS once it has served those lists;
 * event latency: ``suspend()``/``resume()`` of one running domain through an API client →
   the lifecycle event delivered to that client's event stream, median / p99.
 
-The "+ per 100 more" columns are each step's marginal cost (the difference to the line
-above, per 100 added domains): flat from step to step is linear, growing with the count is
-a super-linear cost. One uncounted daemon start first compiles the daemon's modules. Each
+The "+ per 100 more" columns are each step's marginal cost in CPU time (the difference to
+the line above, per 100 added domains): flat from step to step is linear, growing with the
+count is a super-linear cost. One uncounted daemon start first compiles the daemon's modules. Each
 daemon is killed by pid after its count.
 """
 
@@ -36,6 +38,7 @@ from pathlib import Path
 
 import drivers
 from bench.libvirt_peer import rss_kib
+from bench.oneshot import run_timed
 from bench.results import Figure, Report, ScalePoint, scaling_table
 from bench.tui_startup import node_file
 from drivers.errors import VirtError
@@ -99,19 +102,15 @@ class TestDaemon:
                 raise RuntimeError(f"the daemon listed {len(found)} domains, not {count}")
             return
 
-    def cli(self, *words: str) -> tuple[float, str]:
-        t0 = time.perf_counter()
-        done = subprocess.run(
-            [sys.executable, "-c", ENTRY, "-c", "qemu:///session", *words],
-            env=self.env,
-            capture_output=True,
-            text=True,
-            check=False,
-        )
-        elapsed = (time.perf_counter() - t0) * 1000
-        if done.returncode != 0:
-            raise RuntimeError(f"virtdeck {' '.join(words)} failed: {done.stderr.strip()}")
-        return elapsed, done.stdout
+    def cli(self, *words: str) -> tuple[float, float, str]:
+        """(wall ms, CPU ms, stdout) of one ``virtdeck`` process."""
+        return run_timed([sys.executable, "-c", ENTRY, "-c", "qemu:///session", *words], self.env)
+
+    def cpu_ms(self) -> float:
+        """The CPU time (user + system) the daemon has used so far."""
+        assert self.proc is not None
+        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
 
     def stop(self) -> None:
         if self.proc is not None:
@@ -153,28 +152,39 @@ def measure(
     daemon = TestDaemon(work, count, pycache)
     try:
         spawned = []
+        start_cpu = []
         for _ in range(starts):  # the last daemon stays up for the other figures
             daemon.stop()
             t0 = daemon.spawn()
             daemon.first_list(count)
             spawned.append((time.perf_counter() - t0) * 1000)
+            start_cpu.append(daemon.cpu_ms())
         daemon.cli("list", "--all")  # compiles what the CLI loads, uncounted
         lists = []
+        list_cpu = []
         for _ in range(runs):
-            elapsed, out = daemon.cli("list", "--all")
+            elapsed, cpu, out = daemon.cli("list", "--all")
             shown = out.count(f"scale{count}-vm")
             if shown != count:
                 raise RuntimeError(f"virtdeck list --all showed {shown} of {count} domains")
             lists.append(elapsed)
+            list_cpu.append(cpu)
         assert daemon.proc is not None
         rss = rss_kib(daemon.proc.pid)
         events = asyncio.run(event_latency(daemon.socket, pairs))
     finally:
         daemon.stop()
-    list_fig = Figure.of(lists)
-    event_fig = Figure.of(events)
-    assert list_fig is not None and event_fig is not None
-    return ScalePoint(count, statistics.median(spawned), list_fig, rss, event_fig)
+    list_fig, cpu_fig, event_fig = Figure.of(lists), Figure.of(list_cpu), Figure.of(events)
+    assert list_fig is not None and cpu_fig is not None and event_fig is not None
+    return ScalePoint(
+        count,
+        statistics.median(spawned),
+        statistics.median(start_cpu),
+        list_fig,
+        cpu_fig,
+        rss,
+        event_fig,
+    )
 
 
 def collect(

@@ -33,7 +33,8 @@ def test_quick_scaling_run_prints_both_tables_and_writes_json(short_tmp: Path) -
     points = scaling["scaling"]
     assert [p["domains"] for p in points] == [10, 100]
     for point in points:
-        assert point["start_to_list"] > 0
+        assert point["start_to_list"] > 0 and point["start_cpu"] > 0
+        assert point["list_cpu"]["n"] == 3
         assert point["list_cli"]["n"] == 3 and point["list_cli"]["median"] > 0
         assert point["rss_kib"] > 1024
         assert point["event"]["n"] == 20

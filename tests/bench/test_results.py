@@ -77,22 +77,34 @@ def test_main_table_has_one_line_per_row_and_says_which_failed() -> None:
     assert len({len(line) for line in lines}) == 1
 
 
-def test_scaling_table_shows_the_marginal_cost_of_each_step() -> None:
-    points = [
-        ScalePoint(10, 200.0, Figure(60.0, 70.0, 9), 30 * 1024.0, Figure(0.5, 0.9, 200)),
-        ScalePoint(110, 300.0, Figure(70.0, 80.0, 9), 33 * 1024.0, Figure(0.5, 0.8, 200)),
-    ]
-    lines = scaling_table(points)
+def test_scaling_table_shows_the_marginal_cpu_cost_of_each_step() -> None:
+    def point(
+        domains: int, start: float, cpu: float, list_ms: float, list_cpu: float
+    ) -> ScalePoint:
+        return ScalePoint(
+            domains,
+            start,
+            cpu,
+            Figure(list_ms, list_ms + 10, 9),
+            Figure(list_cpu, list_cpu, 9),
+            (30 + domains / 100 * 3) * 1024.0,
+            Figure(0.5, 0.9, 200),
+        )
+
+    lines = scaling_table(
+        [point(10, 200.0, 150.0, 60.0, 40.0), point(110, 300.0, 180.0, 70.0, 45.0)]
+    )
     rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines[2:]]
-    assert rows[0][:3] == ["10", "200 ms", "-"]
-    # +100 ms start and +10 ms list over 100 more domains; +3 MiB over 100 = 30.7 KiB each
+    assert rows[0][:3] == ["10", "200 ms (150 ms)", "-"]
+    # per 100 more domains: +30 ms of the daemon's CPU, +5 ms of the CLI's; 3 MiB over 100
+    # domains is 30.7 KiB each
     assert rows[1][:7] == [
         "110",
-        "300 ms",
-        "+100.0",
-        "70.0 ms / 80.0 ms",
-        "+10.0",
-        "33.0 MiB",
+        "300 ms (180 ms)",
+        "+30.0",
+        "70.0 ms / 80.0 ms (45.0 ms)",
+        "+5.0",
+        "33.3 MiB",
         "+30.7",
     ]
     assert scaling_table([]) == []
@@ -101,7 +113,8 @@ def test_scaling_table_shows_the_marginal_cost_of_each_step() -> None:
 def test_json_holds_the_machine_every_row_with_its_ratio_and_the_scaling() -> None:
     report = Report("scaling", notes=["3 runs"])
     report.add(Row("x", "ms", Figure(2.0, 3.0, 5), Figure(4.0, 5.0, 5), "virsh", "", None))
-    report.scaling.append(ScalePoint(10, 1.0, Figure(1.0, 1.0, 1), 1.0, Figure(1.0, 1.0, 1)))
+    one = Figure(1.0, 1.0, 1)
+    report.scaling.append(ScalePoint(10, 1.0, 1.0, one, one, 1.0, one))
     data = json.loads(to_json({"cores": 2}, [report], quick=True))
     assert data["machine"] == {"cores": 2}
     assert data["quick"] is True
