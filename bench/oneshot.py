@@ -5,7 +5,8 @@
 virtdeck is measured the way users install it: ``pip install .`` (not editable) into a
 fresh virtual environment that this bench creates from the dev interpreter, and the
 ``virtdeck`` console script pip wrote there. The environment is kept under /tmp, named
-after a hash of the sources, and rebuilt when they change (``--venv DIR`` uses another).
+after the checkout and a hash of its sources, and rebuilt (the old one removed) when they
+change; ``--venv DIR`` uses another.
 A session daemon in private XDG directories is started by the first command, as a user's
 first command does; libvirtd comes up through bench/libvirt_peer.py.
 
@@ -59,8 +60,10 @@ def source_hash() -> str:
 def installed_venv(directory: Path | None = None) -> Path:
     """A venv with ``pip install .`` of this checkout; built if it is not there yet."""
     if directory is None:
-        directory = Path(tempfile.gettempdir()) / f"vdbench-venv-{source_hash()}"
-        for stale in directory.parent.glob("vdbench-venv-*"):
+        # one name per checkout and sources: a run of another checkout keeps its own venv
+        checkout = hashlib.sha256(str(REPO).encode()).hexdigest()[:6]
+        directory = Path(tempfile.gettempdir()) / f"vdbench-venv-{checkout}-{source_hash()}"
+        for stale in directory.parent.glob(f"vdbench-venv-{checkout}-*"):
             if stale != directory:
                 shutil.rmtree(stale, ignore_errors=True)
     if (directory / "bin" / "virtdeck").exists():
