@@ -7,16 +7,14 @@ prints ``Domain '3' destroyed``) and the domain's own name where virsh does (``s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from drivers.errors import InvalidArgument, OperationFailed
 from drivers.model import DomainState, DomainSummary, state_words
+from drivers.records import record
 from tui.text import inert_xml
-from tui.virsh.console import CONSOLE, LOGS
-from tui.virsh.domstats import DOMSTATS
-from tui.virsh.event import EVENT
 from tui.virsh.formats import cpu_seconds, field, info_line, table
-from tui.virsh.migrate import DOMJOBABORT, DOMJOBINFO, MIGRATE
 from tui.virsh.options import (
     Args,
     Command,
@@ -268,12 +266,13 @@ async def cmd_version(shell: Shell, args: Args) -> bool:
 async def cmd_help(shell: Shell, args: Args) -> bool:
     name = args.text("command")
     if name is None:
-        shell.print(all_help(GROUPS))
+        shell.print(all_help(groups()))
         return True
-    if name in COMMANDS:
-        shell.print(command_help(COMMANDS[name]))
+    command = find(name)
+    if command is not None:
+        shell.print(command_help(command))
         return True
-    for group in GROUPS:
+    for group in groups():
         if name in (group.name, group.keyword):
             shell.print(group_help(group))
             return True
@@ -285,6 +284,31 @@ async def cmd_help(shell: Shell, args: Args) -> bool:
 
 def _verb(name: str, summary: str, desc: str, handler: Handler) -> Command:
     return Command(name, summary, desc, (DOMAIN,), handler)
+
+
+@record
+class _Elsewhere:
+    """A verb defined in a module of its own (console, logs, domstats, event, migrate,
+    domjob*), loaded when it runs or help lists it: a one-shot ``list`` or ``start`` then
+    does without those modules (~1 ms of its start-up)."""
+
+    name: str
+    module: str
+    attr: str
+
+    def load(self) -> Command:
+        command = getattr(__import__(self.module, fromlist=[self.attr]), self.attr)
+        assert isinstance(command, Command) and command.name == self.name
+        return command
+
+
+@record
+class _Group:
+    """A help group as the table declares it, before its verbs are loaded."""
+
+    name: str
+    keyword: str
+    commands: tuple[Command | _Elsewhere, ...]
 
 
 LIST = Command(
@@ -309,11 +333,11 @@ LIST = Command(
     cmd_list,
 )
 
-DOMAIN_MANAGEMENT = Group(
+_DOMAIN_MANAGEMENT = _Group(
     "Domain Management",
     "domain",
     (
-        CONSOLE,
+        _Elsewhere("console", "tui.virsh.console", "CONSOLE"),
         Command(
             "define",
             "define (but don't start) a domain from an XML file",
@@ -330,7 +354,7 @@ DOMAIN_MANAGEMENT = Group(
             cmd_define,
         ),
         _verb("destroy", "destroy (stop) a domain", "Forcefully stop a given domain.", cmd_destroy),
-        DOMJOBABORT,
+        _Elsewhere("domjobabort", "tui.virsh.migrate", "DOMJOBABORT"),
         _verb("domid", "convert a domain name or UUID to domain id", "", cmd_domid),
         _verb("domname", "convert a domain id or UUID to domain name", "", cmd_domname),
         _verb("domuuid", "convert a domain name or id to domain UUID", "", cmd_domuuid),
@@ -341,7 +365,7 @@ DOMAIN_MANAGEMENT = Group(
             (DOMAIN, Opt("inactive", "bool", "show inactive defined XML")),
             cmd_dumpxml,
         ),
-        MIGRATE,
+        _Elsewhere("migrate", "tui.virsh.migrate", "MIGRATE"),
         _verb(
             "reboot", "reboot a domain", "Run a reboot command in the target domain.", cmd_reboot
         ),
@@ -386,9 +410,9 @@ DOMAIN_MANAGEMENT = Group(
     ),
 )
 
-GROUPS = (
-    DOMAIN_MANAGEMENT,
-    Group(
+_TABLE = (
+    _DOMAIN_MANAGEMENT,
+    _Group(
         "Domain Monitoring",
         "monitor",
         (
@@ -398,7 +422,7 @@ GROUPS = (
                 "Returns basic information about the domain.",
                 cmd_dominfo,
             ),
-            DOMJOBINFO,
+            _Elsewhere("domjobinfo", "tui.virsh.migrate", "DOMJOBINFO"),
             Command(
                 "domstate",
                 "domain state",
@@ -406,13 +430,13 @@ GROUPS = (
                 (DOMAIN, Opt("reason", "bool", "also print reason for the state")),
                 cmd_domstate,
             ),
-            DOMSTATS,
+            _Elsewhere("domstats", "tui.virsh.domstats", "DOMSTATS"),
             LIST,
-            LOGS,
+            _Elsewhere("logs", "tui.virsh.console", "LOGS"),
         ),
     ),
-    Group("Domain Events", "events", (EVENT,)),
-    Group(
+    _Group("Domain Events", "events", (_Elsewhere("event", "tui.virsh.event", "EVENT"),)),
+    _Group(
         "Host and Hypervisor",
         "host",
         (
@@ -427,7 +451,7 @@ GROUPS = (
             ),
         ),
     ),
-    Group(
+    _Group(
         "virtdeck itself",
         "virtdeck",
         (
@@ -451,4 +475,23 @@ GROUPS = (
     ),
 )
 
-COMMANDS = {command.name: command for group in GROUPS for command in group.commands}
+_ENTRIES = {entry.name: entry for group in _TABLE for entry in group.commands}
+
+
+def find(name: str) -> Command | None:
+    """The verb ``name`` (its module loaded if it lives in one of its own), or None."""
+    entry = _ENTRIES.get(name)
+    return entry.load() if isinstance(entry, _Elsewhere) else entry
+
+
+@functools.cache
+def groups() -> tuple[Group, ...]:
+    """Every verb, in help's groups and order (loading every command module)."""
+    return tuple(
+        Group(
+            group.name,
+            group.keyword,
+            tuple(e.load() if isinstance(e, _Elsewhere) else e for e in group.commands),
+        )
+        for group in _TABLE
+    )
