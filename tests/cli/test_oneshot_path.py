@@ -13,6 +13,9 @@ from pathlib import Path
 
 import pytest
 
+from drivers.errors import VirtError
+from drivers.remote.syncclient import SyncRemoteConnection
+
 REPO = Path(__file__).resolve().parents[2]
 
 #: Each costs a one-shot command 0.3-4 ms to import and none is needed on this path.
@@ -53,11 +56,16 @@ def session_daemon(short_tmp: Path) -> Iterator[dict[str, str]]:
         stderr=subprocess.DEVNULL,
     )
     try:
+        # the socket file exists from bind() on, before listen(): wait for an answer
         deadline = time.monotonic() + 30
-        while not socket.exists():
+        while True:
             assert proc.poll() is None, "the daemon exited"
-            assert time.monotonic() < deadline, "the daemon did not listen within 30 s"
-            time.sleep(0.02)
+            try:
+                SyncRemoteConnection(socket, "qemu:///session").close_now()
+                break
+            except VirtError:
+                assert time.monotonic() < deadline, "the daemon did not answer within 30 s"
+                time.sleep(0.02)
         yield env
     finally:
         proc.kill()
