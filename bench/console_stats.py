@@ -28,7 +28,8 @@ from pathlib import Path
 import psutil
 
 import drivers
-from bench.common import DISKLESS, pct, pids_mentioning, terminate
+from bench.common import DISKLESS, pids_mentioning, terminate
+from bench.results import Figure, Report, Row, main_table
 from drivers.api import Connection, ConsoleStream
 
 REPO = Path(__file__).resolve().parents[1]
@@ -143,7 +144,7 @@ async def stats_cost(
     return idle, busy
 
 
-async def run(args: argparse.Namespace) -> None:
+async def run(args: argparse.Namespace) -> Report:
     load = os.getloadavg()[0]
     print(f"machine: {os.cpu_count()} CPUs, load {load:.2f}; python {sys.version.split()[0]}")
     daemon = Daemon()
@@ -158,41 +159,57 @@ async def run(args: argparse.Namespace) -> None:
                     await dom.destroy()
     finally:
         daemon.close()
+    report = Report("console/stats")
     p50 = statistics.median(local)
-    rows: list[tuple[str, str, str, bool | None]] = [
-        (
-            "console key → echo, local daemon, p50 / p99",
-            f"{p50:.2f} / {pct(local, 0.99):.2f} ms",
-            "p50 < 5 ms",
-            p50 < 5,
+    report.add(
+        Row(
+            "console key → echo, local daemon",
+            "ms",
+            Figure.of(local),
+            target="p50 < 5 ms",
+            passed=p50 < 5,
         )
-    ]
+    )
     if isinstance(ssh, str):
-        rows.append(("console key → echo over SSH", f"not measured: {ssh}", "", None))
+        report.notes.append(f"console/stats: console over SSH not measured: {ssh}")
     else:
         added = statistics.median(ssh) - p50
-        rows.append(
-            (
-                "console key → echo over SSH (loopback), p50 / p99",
-                f"{statistics.median(ssh):.2f} / {pct(ssh, 0.99):.2f} ms (+{added:.2f} ms)",
+        report.add(
+            Row(
+                "console key → echo over SSH (loopback); peer: the local daemon",
+                "ms",
+                Figure.of(ssh),
+                Figure.of(local),
+                "local daemon",
                 "< 2 ms added",
                 added < 2,
             )
         )
     cost = busy - idle
-    rows.append(
-        (
-            f"daemon CPU, {args.domains} running domains: idle / sampling every 1 s",
-            f"{idle:.2f} % / {busy:.2f} % (+{cost:.2f} % of one core)",
-            "< 5 %",
+    report.add(
+        Row(
+            f"daemon CPU sampling {args.domains} running domains every 1 s; peer: nobody "
+            "subscribed",
+            "%",
+            Figure.single(busy),
+            Figure.single(idle),
+            "idle daemon",
+            "< 5 % added",
             cost < 5,
         )
     )
-    print("\n| metric | value | target | met? |")
-    print("|---|---|---|---|")
-    for label, value, target, met in rows:
-        verdict = "" if met is None else ("pass" if met else "FAIL")
-        print(f"| {label} | {value} | {target} | {verdict} |")
+    report.notes.append(
+        f"console/stats: {args.keys} keys, {args.domains} domains, {args.seconds:g} s"
+        + (" (quick)" if args.quick else "")
+    )
+    return report
+
+
+def collect(quick: bool = False) -> Report:
+    args = argparse.Namespace(keys=200, domains=100, seconds=10.0, quick=quick)
+    if quick:
+        args.keys, args.domains, args.seconds = 20, 20, 4.0
+    return asyncio.run(run(args))
 
 
 def main() -> None:
@@ -204,7 +221,12 @@ def main() -> None:
     args = parser.parse_args()
     if args.quick:
         args.keys, args.domains, args.seconds = 20, 20, 4.0
-    asyncio.run(run(args))
+    report = asyncio.run(run(args))
+    print()
+    for line in main_table([report]):
+        print(line)
+    for note in report.notes:
+        print(f"note: {note}")
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ from typing import IO, ClassVar
 import drivers
 from bench.common import DISKLESS, pct, pids_mentioning, terminate
 from bench.libvirt_peer import LibvirtPeer, PeerUnavailable, rss_kib
+from bench.results import Figure, Report, Row, main_table
 from drivers.api import Connection, EventStream
 from drivers.model import DomainState, LifecycleEvent
 
@@ -86,45 +87,6 @@ def line(label: str, values: Sequence[float]) -> None:
         f"  {label:<40} p50 {median(values):8.2f}  p90 {pct(values, 0.9):8.2f}  "
         f"max {max(values):8.2f}  min {min(values):8.2f} ms  n={len(values)}"
     )
-
-
-@dataclass
-class Row:
-    metric: str
-    ours: float | None
-    peer: float | None
-    target: str
-    met: bool | None
-    unit: str = "ms"
-
-    def cells(self) -> list[str]:
-        show = fmt_mib if self.unit == "KiB" else fmt_ms
-        ratio = "-"
-        if self.ours is not None and self.peer:
-            ratio = f"{self.ours / self.peer:.2f}"
-        met = "-" if self.met is None else ("yes" if self.met else "NO")
-        return [self.metric, show(self.ours), show(self.peer), ratio, self.target, met]
-
-
-@dataclass
-class Results:
-    rows: list[Row] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def add(self, row: Row) -> None:
-        self.rows.append(row)
-
-    def table(self) -> None:
-        head = ["metric", "virtdeck", "libvirt", "ratio", "target", "met?"]
-        body = [row.cells() for row in self.rows]
-        widths = [max(len(r[i]) for r in [head, *body]) for i in range(len(head))]
-        print()
-        print("  ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)))
-        print("  ".join("-" * w for w in widths))
-        for cells in body:
-            print("  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)))
-        for note in self.notes:
-            print(f"note: {note}")
 
 
 # --- child processes -----------------------------------------------------------------------
@@ -652,8 +614,8 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-async def run(args: argparse.Namespace) -> None:
-    results = Results()
+async def run(args: argparse.Namespace) -> Report:
+    results = Report("daemon")
     ours = Ours()
     try:
         with contextlib.ExitStack() as stack:
@@ -671,6 +633,7 @@ async def run(args: argparse.Namespace) -> None:
                 except PeerUnavailable as err:
                     print(f"libvirt peer: SKIPPED, libvirtd could not be brought up here: {err}")
                     print("              (the libvirt columns below stay empty)")
+                    results.notes.append(f"daemon: libvirtd could not be brought up: {err}")
             try:
                 await _measure(ours, peer, args, results)
             finally:
@@ -678,11 +641,11 @@ async def run(args: argparse.Namespace) -> None:
     finally:
         # After the peer's domains are gone and libvirtd is stopped (the with block).
         await ours.close()
-    results.table()
+    return results
 
 
 async def _measure(
-    ours: Ours, peer: LibvirtPeer | None, args: argparse.Namespace, results: Results
+    ours: Ours, peer: LibvirtPeer | None, args: argparse.Namespace, results: Report
 ) -> None:
     load = os.getloadavg()
     print(
@@ -727,17 +690,17 @@ async def _measure(
     p50 = median(mine.line)
     peer_p50 = median(theirs.line) if theirs else None
     met = p50 < 3 and (peer_p50 is None or p50 <= peer_p50 / 2)
-    results.add(Row("event → CLI line p50", p50, peer_p50, "<3 ms, ≤½ libvirt", met))
-    for label, q in (("p90", 0.9), ("max", 1.0)):
-        results.add(
-            Row(
-                f"event → CLI line {label}",
-                pct(mine.line, q),
-                pct(theirs.line, q) if theirs else None,
-                "",
-                None,
-            )
+    results.add(
+        Row(
+            "QMP event → 'event --loop' CLI line",
+            "ms",
+            Figure.of(mine.line),
+            Figure.of(theirs.line) if theirs else None,
+            "virsh event",
+            "< 3 ms, ≤ ½ virsh",
+            met,
         )
+    )
 
     print("\n[2] CLI start / destroy of a diskless domain, a fresh process each, ms")
     st = await start_destroy(ours, peer, args.runs)
@@ -749,24 +712,28 @@ async def _measure(
         line("virsh destroy", st.peer_destroy)
     line("for reference: API start() (open conn)", st.api_start)
     line("for reference: API destroy() (open conn)", st.api_destroy)
-    peer_start = median(st.peer_start) if st.peer_start else None
-    ours_start = median(st.ours_start)
+    ours_start = Figure.of(st.ours_start)
+    peer_start = Figure.of(st.peer_start)
     results.add(
         Row(
-            "start (CLI) median",
+            "virtdeck start (CLI, diskless domain)",
+            "ms",
             ours_start,
             peer_start,
-            "≤½ virsh",
-            None if peer_start is None else ours_start <= peer_start / 2,
+            "virsh start",
+            "≤ ½ virsh",
+            None
+            if ours_start is None or peer_start is None
+            else ours_start.median <= peer_start.median / 2,
         )
     )
     results.add(
         Row(
-            "destroy (CLI) median",
-            median(st.ours_destroy),
-            median(st.peer_destroy) if st.peer_destroy else None,
-            "",
-            None,
+            "virtdeck destroy (CLI)",
+            "ms",
+            Figure.of(st.ours_destroy),
+            Figure.of(st.peer_destroy),
+            "virsh destroy",
         )
     )
 
@@ -778,26 +745,60 @@ async def _measure(
             line(f"virsh list --all, {count} defined", listing.peer[count])
     top = max(args.counts)
     for count in sorted(args.counts):
-        mine_c = median(listing.ours[count])
-        theirs_c = median(listing.peer[count]) if count in listing.peer else None
-        met_c = None if theirs_c is None or count != top else mine_c <= theirs_c
-        target = "≤ virsh" if count == top else ""
-        results.add(Row(f"list --all, {count} defined", mine_c, theirs_c, target, met_c))
-
-    results.add(Row("daemon RSS idle", rss_idle, peer_idle, "report", None, unit="KiB"))
-    results.add(
-        Row(
-            f"daemon RSS, {top} defined",
-            listing.rss_ours,
-            listing.rss_peer,
-            "report",
-            None,
-            unit="KiB",
+        mine_c = Figure.of(listing.ours[count])
+        theirs_c = Figure.of(listing.peer.get(count, []))
+        met_c = None
+        if theirs_c is not None and mine_c is not None and count == top:
+            met_c = mine_c.median <= theirs_c.median
+        results.add(
+            Row(
+                f"list --all, {count} defined",
+                "ms",
+                mine_c,
+                theirs_c,
+                "virsh list",
+                "≤ virsh" if count == top else "",
+                met_c,
+            )
         )
-    )
-    results.add(Row("daemon RSS per running dom", per_ours, per_peer, "report", None, unit="KiB"))
+    for metric, mine_kib, theirs_kib in (
+        ("daemon RSS idle", rss_idle, peer_idle),
+        (f"daemon RSS, {top} defined", listing.rss_ours, listing.rss_peer),
+        ("daemon RSS per running domain", per_ours, per_peer),
+    ):
+        results.add(
+            Row(
+                metric,
+                "KiB",
+                Figure.single(mine_kib),
+                Figure.single(theirs_kib),
+                "libvirtd",
+                "report",
+            )
+        )
     notes = [f"{label} {value:.0f} ms" for label, value in floor.items()]
-    results.notes.append("floors: " + "; ".join(notes))
+    results.notes.append("daemon: floors: " + "; ".join(notes))
+    results.notes.append(
+        f"daemon: {args.runs} CLI runs per figure, {2 * args.events} events"
+        + (" (quick: fewer than a full run)" if args.runs < 10 else "")
+    )
+
+
+def collect(quick: bool = False) -> Report:
+    """The figures for ``python -m bench`` (quick: fewer events and runs, 10/100 domains)."""
+    args = argparse.Namespace(
+        events=20 if quick else 100,
+        runs=5 if quick else 10,
+        counts=[10, 100] if quick else [10, 100, 500],
+        no_peer=False,
+    )
+    saved = sys.getswitchinterval()
+    sys.setswitchinterval(0.0002)
+    try:
+        return asyncio.run(run(args))
+    finally:
+        sys.setswitchinterval(saved)
+        LineReader.kill_all()
 
 
 def main() -> None:
@@ -818,12 +819,17 @@ def main() -> None:
     # Let the pipe-reading threads take the GIL back quickly when a line arrives.
     sys.setswitchinterval(0.0002)
     try:
-        asyncio.run(run(args))
+        report = asyncio.run(run(args))
     except KeyboardInterrupt:
         print(
             "\ninterrupted; the daemon, its QEMUs, the peer's domains and libvirtd were cleaned up"
         )
         sys.exit(130)
+    print()
+    for text in main_table([report]):
+        print(text)
+    for note in report.notes:
+        print(f"note: {note}")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ import drivers
 from bench.common import DISKLESS, pct, pids_mentioning, terminate
 from bench.daemon import LineReader, timed
 from bench.libvirt_peer import LibvirtPeer, PeerUnavailable
+from bench.results import Figure, Report, Row, markdown
 from drivers.api import Connection
 from drivers.domxml import parse_domain
 from drivers.errors import NotSupported
@@ -836,15 +837,6 @@ def manager_share(s: Sample) -> float | None:
     return s.downtime_guest - s.downtime_qemu
 
 
-def markdown(head: list[str], rows: list[list[str]]) -> list[str]:
-    widths = [max(len(r[i]) for r in [head, *rows]) for i in range(len(head))]
-    out = ["| " + " | ".join(h.ljust(w) for h, w in zip(head, widths, strict=True)) + " |"]
-    out.append("|" + "|".join("-" * (w + 2) for w in widths) + "|")
-    for r in rows:
-        out.append("| " + " | ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) + " |")
-    return out
-
-
 def targets(contenders: Sequence[Contender], raw: RawQmp) -> list[str]:
     """Added time and downtime of virtdeck over raw, and virtdeck against libvirt."""
     rows: list[list[str]] = []
@@ -946,7 +938,7 @@ def _sigterm(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
-async def run(args: argparse.Namespace) -> int:
+async def run(args: argparse.Namespace) -> Report:
     image = guest_image()
     scratch = Path(tempfile.mkdtemp(prefix="vdbm-", dir="/tmp"))
     raw = RawQmp(image, scratch)
@@ -1033,7 +1025,71 @@ async def run(args: argparse.Namespace) -> int:
                 indent=2,
             )
         )
-    return 0
+    return report_of(contenders, raw, notes, args.runs)
+
+
+def report_of(
+    contenders: Sequence[Contender], raw: RawQmp, notes: Sequence[str], runs: int
+) -> Report:
+    """The figures as rows for ``python -m bench``: each virtdeck way against raw QMP (its
+    total including the destination's start) and against libvirt."""
+    report = Report("migration")
+    raw_total = Figure.of([s.total + s.phases.get(RAW_PREPARE, 0.0) for s in raw.samples])
+    raw_down = Figure.of(values(raw.samples, lambda s: s.downtime_guest))
+    libvirt = next((c for c in contenders if c.key == "libvirt" and c.skipped is None), None)
+    for c in contenders:
+        if c.key not in ("embed", "daemons"):
+            continue
+        if c.skipped is not None or not c.samples:
+            report.notes.append(f"migration: {c.label} not measured: {c.skipped or 'no run'}")
+            continue
+        total = Figure.of(values(c.samples, lambda s: s.total))
+        assert total is not None
+        report.add(
+            Row(
+                f"{c.label}: total time",
+                "ms",
+                total,
+                raw_total,
+                "raw QMP incl. dst start",
+                "< raw + 10 %",
+                None if raw_total is None else total.median < 1.1 * raw_total.median,
+            )
+        )
+        if libvirt is not None and libvirt.samples:
+            lv = Figure.of(values(libvirt.samples, lambda s: s.total))
+            report.add(
+                Row(
+                    f"{c.label}: total time",
+                    "ms",
+                    total,
+                    lv,
+                    "virsh migrate --live",
+                    "< libvirt",
+                    None if lv is None else total.median < lv.median,
+                )
+            )
+        down = Figure.of(values(c.samples, lambda s: s.downtime_guest))
+        if down is not None:
+            report.add(
+                Row(
+                    f"{c.label}: guest-visible downtime",
+                    "ms",
+                    down,
+                    raw_down,
+                    "raw QMP",
+                    "< raw + 20 ms",
+                    None if raw_down is None else down.median < raw_down.median + 20,
+                )
+            )
+    report.notes += [f"migration: {note}" for note in notes]
+    report.notes.append(f"migration: {runs} runs, contenders alternating")
+    return report
+
+
+def collect(quick: bool = False) -> Report:
+    args = argparse.Namespace(runs=2 if quick else 5, quick=quick, json=None, no_libvirt=False)
+    return asyncio.run(run(args))
 
 
 class TunnelPass:
@@ -1116,7 +1172,7 @@ def main() -> None:
         args.runs = 2 if args.quick else 5
     signal.signal(signal.SIGTERM, _sigterm)
     try:
-        sys.exit(asyncio.run(run(args)))
+        asyncio.run(run(args))
     except KeyboardInterrupt:
         print("\ninterrupted; every QEMU, daemon and libvirtd the bench started was ended")
         sys.exit(130)

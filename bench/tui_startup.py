@@ -37,6 +37,8 @@ from bench.common import pct
 if TYPE_CHECKING:
     import argparse
 
+    from bench.results import Report
+
 # The child (the TUI under test) imports nothing here that virtdeck itself would not: the
 # modules only the parent needs (argparse, json, pty, termios) load where they are used.
 
@@ -331,7 +333,7 @@ MANY_LAUNCHES = 3
 """The same for 10 hosts x 100 domains."""
 
 
-def bench_one_host(idle_seconds: float) -> dict[str, float]:
+def bench_one_host(idle_seconds: float) -> dict[str, Any]:
     with workspace() as work:
         daemons = Daemons(work)
         try:
@@ -401,10 +403,17 @@ def bench_one_host(idle_seconds: float) -> dict[str, float]:
         "≤ 1 %",
         f"virtui-manager {PEER['idle_cpu']} %",
     )
-    return {"startup": startup, "rss": rss, "idle": idle}
+    return {
+        "startup": startup,
+        "rss": rss,
+        "idle": idle,
+        "launches": [item[0] for item in launches],
+        "cold": cold,
+        "floors": floors,
+    }
 
 
-def bench_many_hosts(rate: int, seconds: float) -> dict[str, float]:
+def bench_many_hosts(rate: int, seconds: float) -> dict[str, Any]:
     with workspace() as work:
         daemons = Daemons(work)
         try:
@@ -467,7 +476,93 @@ def bench_many_hosts(rate: int, seconds: float) -> dict[str, float]:
         "p99_ms": p99,
         "events": dump["events"],
         "sent": stormed["ok"],
+        "launches": startups,
+        "latencies_ms": [1000 * x for x in latencies],
     }
+
+
+def report_of(one: dict[str, Any], many: dict[str, Any], quick: bool) -> Report:
+    """The figures as rows for ``python -m bench``; virtui-manager's are its published ones
+    (machine-facts.md §10), not measured in this run."""
+    from bench.results import Figure, Report, Row
+
+    report = Report("TUI")
+    published = "virtui-manager (published)"
+    launch = Figure.of(one["launches"])
+    report.add(
+        Row(
+            f"300 domains: launch → complete table ({LAUNCHES} launches)",
+            "s",
+            launch,
+            Figure.single(PEER["startup"]),
+            published,
+            "≤ 0.5 s",
+            one["startup"] <= 0.5,
+        )
+    )
+    report.add(Row("  first run, empty load cache", "s", Figure.of(one["cold"])))
+    report.add(Row("  a bare Textual app: launch → first paint", "s", Figure.of(one["floors"])))
+    report.add(
+        Row(
+            "TUI RSS, 300 domains",
+            "MiB",
+            Figure.single(one["rss"]),
+            Figure.single(PEER["rss_mib"]),
+            published,
+            "≤ 60 MiB",
+            one["rss"] <= 60,
+        )
+    )
+    report.add(
+        Row(
+            "TUI idle CPU",
+            "%",
+            Figure.single(one["idle"]),
+            Figure.single(PEER["idle_cpu"]),
+            published,
+            "≤ 1 %",
+            one["idle"] <= 1,
+        )
+    )
+    report.add(
+        Row(
+            "10 hosts x 100: launch → complete table",
+            "s",
+            Figure.of(many["launches"]),
+            target="≤ 1 s",
+            passed=many["startup"] <= 1,
+        )
+    )
+    report.add(
+        Row(
+            "event storm: key press → repaint",
+            "ms",
+            Figure.of(many["latencies_ms"]),
+            target="p99 < 50 ms",
+            passed=many["p99_ms"] < 50,
+        )
+    )
+    report.add(
+        Row(
+            "event storm: rows differing from the daemons",
+            "",
+            Figure.single(many["mismatched"]),
+            target="0",
+            passed=many["mismatched"] == 0,
+        )
+    )
+    report.notes.append(
+        f"TUI: storm {many['sent']} events sent, {many['events']} received"
+        + (" (quick: 3 s phases instead of 10 s)" if quick else "")
+    )
+    return report
+
+
+def collect(quick: bool = False, rate: int = 1000) -> Report:
+    seconds = 3.0 if quick else 10.0
+    one = bench_one_host(seconds)
+    many = bench_many_hosts(rate, seconds)
+    return report_of(one, many, quick)
 
 
 def parent(args: argparse.Namespace) -> int:

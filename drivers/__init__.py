@@ -12,8 +12,6 @@ This package never imports textual, rich, tui or themes.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
 from drivers.errors import (
     AccessDenied,
     ConnectionFailed,
@@ -33,7 +31,10 @@ from drivers.errors import (
     VirtError,
 )
 
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
 if TYPE_CHECKING:
+    from typing import Any
+
     from drivers.api import Connection, Domain, EventStream
     from drivers.model import (
         ConnectionClosedEvent,

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import enum
 import time
-from typing import ClassVar, TypeAlias
 
 from drivers.records import field, record
+
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
+if TYPE_CHECKING:
+    from typing import ClassVar, TypeAlias
 
 # --- domain states and their reasons --------------------------------------------------
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
 
 if TYPE_CHECKING:
     from drivers.remote.syncclient import SyncRemoteConnection
@@ -178,10 +179,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 1
     if options.get("help"):
-        from tui.virsh.commands import GROUPS
+        from tui.virsh.commands import groups
         from tui.virsh.options import group_help
 
-        sys.stdout.write(USAGE + "".join(group_help(group) + "\n" for group in GROUPS))
+        sys.stdout.write(USAGE + "".join(group_help(group) + "\n" for group in groups()))
         return 0
     if options.get("version"):
         print(_version())

@@ -9,7 +9,8 @@ every such character into a visible escape, as virsh's table printer does.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
 
 if TYPE_CHECKING:
     import re

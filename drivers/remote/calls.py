@@ -7,9 +7,6 @@ one-shot commands stay fast.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Protocol
-
 from drivers.model import (
     DomainIdentity,
     DomainInfo,
@@ -22,11 +19,15 @@ from drivers.model import (
 )
 from drivers.remote import protocol as p
 
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Protocol
 
-class Caller(Protocol):
-    """What a domain needs from its connection: ``await call(method, **args)``."""
+    class Caller(Protocol):
+        """What a domain needs from its connection: ``await call(method, **args)``."""
 
-    async def call(self, method: str, **args: Any) -> Any: ...
+        async def call(self, method: str, **args: Any) -> Any: ...
 
 
 class DomainCalls(DomainIdentity):

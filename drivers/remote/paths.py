@@ -8,11 +8,11 @@ finding the daemon's socket (:func:`local_socket`) loads neither :mod:`pathlib` 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
 
 from drivers.records import record
 from drivers.xdg import virtdeck_dir
 
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
 if TYPE_CHECKING:
     from pathlib import Path
 

@@ -11,11 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import json
-import struct
 import sys
-import typing
-from collections.abc import Hashable
-from typing import Any, Protocol, TypeVar, cast
 
 from drivers import records
 from drivers.errors import ProtocolError, VirtError, error_classes
@@ -53,27 +49,32 @@ from drivers.model import (
 )
 from drivers.records import record
 
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+    from typing import Any, Protocol, TypeVar
+
+    _Value = TypeVar("_Value")
+
+    class ByteReader(Protocol):
+        """The read half of a protocol stream (asyncio.StreamReader, or an SSH channel's)."""
+
+        async def readexactly(self, n: int) -> bytes: ...
+
+    class ByteWriter(Protocol):
+        """The write half of a protocol stream (asyncio.StreamWriter, or an SSH channel's)."""
+
+        def write(self, data: bytes) -> None: ...
+
+        async def drain(self) -> None: ...
+
+        def close(self) -> None: ...
+
+
 PROTOCOL_VERSION = 1
 MAX_FRAME = 4 << 20
-_HEADER = struct.Struct(">IB")
 JSON = ord("J")
 BYTES = ord("B")
-
-
-class ByteReader(Protocol):
-    """The read half of a protocol stream (asyncio.StreamReader, or an SSH channel's)."""
-
-    async def readexactly(self, n: int) -> bytes: ...
-
-
-class ByteWriter(Protocol):
-    """The write half of a protocol stream (asyncio.StreamWriter, or an SSH channel's)."""
-
-    def write(self, data: bytes) -> None: ...
-
-    async def drain(self) -> None: ...
-
-    def close(self) -> None: ...
 
 
 @record
@@ -82,12 +83,20 @@ class Frame:
     payload: bytes
 
 
-HEADER_SIZE = _HEADER.size
+# Packed with int.to_bytes, not struct: one module fewer for a one-shot command to load.
+HEADER_SIZE = 5
+
+
+def _header(length: int, kind: int) -> bytes:
+    """A frame header: the 4-byte big-endian length, then the type byte."""
+    return length.to_bytes(4) + bytes((kind,))
 
 
 def read_header(header: bytes, max_frame: int = MAX_FRAME) -> tuple[int, int]:
     """A frame header's (length, kind); ProtocolError if no frame may have them."""
-    length, kind = _HEADER.unpack(header)
+    if len(header) != HEADER_SIZE:
+        raise ProtocolError(f"A frame header is {HEADER_SIZE} bytes, not {len(header)}.")
+    length, kind = int.from_bytes(header[:4]), header[4]
     if length < 1 or length > max_frame:
         raise ProtocolError(f"Frame of {length} bytes refused; frames are 1 to {max_frame} bytes.")
     if kind not in (JSON, BYTES):
@@ -100,7 +109,7 @@ async def read_frame(reader: ByteReader, max_frame: int = MAX_FRAME) -> Frame:
     import asyncio  # here, so one-shot CLI commands using the codec never load asyncio
 
     try:
-        header = await reader.readexactly(_HEADER.size)
+        header = await reader.readexactly(HEADER_SIZE)
     except asyncio.IncompleteReadError as err:
         if not err.partial:
             raise EOFError from None
@@ -117,7 +126,7 @@ def encode_message(message: dict[str, Any]) -> bytes:
     payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
     if len(payload) + 1 > MAX_FRAME:
         raise ProtocolError(f"A message of {len(payload)} bytes is larger than a frame may be.")
-    return _HEADER.pack(len(payload) + 1, JSON) + payload
+    return _header(len(payload) + 1, JSON) + payload
 
 
 def encode_call(call_id: int, method: str, args: dict[str, Any]) -> bytes:
@@ -154,8 +163,8 @@ def xml_too_large(xml: str) -> VirtError:
 
 
 def encode_bytes(stream: int, data: bytes) -> bytes:
-    body = struct.pack(">I", stream) + data
-    return _HEADER.pack(len(body) + 1, BYTES) + body
+    body = stream.to_bytes(4) + data
+    return _header(len(body) + 1, BYTES) + body
 
 
 def decode_message(frame: Frame) -> dict[str, Any]:
@@ -177,7 +186,7 @@ def decode_message(frame: Frame) -> dict[str, Any]:
 def decode_bytes(frame: Frame) -> tuple[int, bytes]:
     if len(frame.payload) < 4:
         raise ProtocolError("A stream frame is too short to hold a stream id.")
-    (stream,) = struct.unpack(">I", frame.payload[:4])
+    stream = int.from_bytes(frame.payload[:4])
     return stream, frame.payload[4:]
 
 
@@ -198,9 +207,6 @@ def error_from_wire(data: Any) -> VirtError:
 # --- typed values ----------------------------------------------------------------------------
 
 
-_Value = TypeVar("_Value")
-
-
 def to_wire(value: Any) -> dict[str, Any]:
     """A frozen dataclass of the model as JSON: enums by their libvirt names."""
     return {
@@ -210,17 +216,26 @@ def to_wire(value: Any) -> dict[str, Any]:
     }
 
 
-@functools.cache
-def _hints(cls: Any) -> dict[str, Any]:
+_HINTS: dict[type, dict[str, Any]] = {}
+
+
+def _hints(cls: type) -> dict[str, Any]:
     # get_type_hints evaluates every annotation: far too slow to repeat for each of 500 rows.
-    return typing.get_type_hints(cls)
+    # typing loads here, not at import: listing domains never needs it. The model imports
+    # ClassVar only for type checkers, so it is handed in for evaluating annotations.
+    found = _HINTS.get(cls)
+    if found is None:
+        import typing
+
+        found = _HINTS[cls] = typing.get_type_hints(cls, localns={"ClassVar": typing.ClassVar})
+    return found
 
 
 def from_wire(cls: type[_Value], data: Any) -> _Value:
     """The dataclass ``cls`` from :func:`to_wire`'s JSON; ProtocolError on a bad shape."""
     if not isinstance(data, dict):
         raise ProtocolError(f"Expected an object for {cls.__name__}.")
-    hints = _hints(cast(Hashable, cls))
+    hints = _hints(cls)
     values: dict[str, Any] = {}
     try:
         for name in records.fields(cls):
@@ -514,7 +529,7 @@ _INPUT_KINDS: dict[str, type[InputEvent]] = {
 _INPUT_NAMES = {cls: name for name, cls in _INPUT_KINDS.items()}
 
 
-def input_to_wire(events: typing.Sequence[InputEvent]) -> list[dict[str, Any]]:
+def input_to_wire(events: Sequence[InputEvent]) -> list[dict[str, Any]]:
     return [{"kind": _INPUT_NAMES[type(e)], **to_wire(e)} for e in events]
 
 
@@ -532,7 +547,7 @@ def input_from_wire(data: Any) -> list[InputEvent]:
             raise InvalidArgument(
                 f"An input event must have a kind ({', '.join(_INPUT_KINDS)}), not {item!r}."
             )
-        hints = _hints(cast(Hashable, cls))
+        hints = _hints(cls)
         values: dict[str, Any] = {}
         for name in records.fields(cls):
             value = item.get(name)

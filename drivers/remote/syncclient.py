@@ -9,11 +9,10 @@ loop. Its event stream (:class:`SyncEventStream`) blocks in the same way, for ``
 
 from __future__ import annotations
 
+import _socket  # not socket: its enum conversions and selectors cost ~3 ms at import
 import os
-import socket
 import time
 from collections.abc import Coroutine
-from typing import Any, TypeVar
 
 from drivers.errors import ConnectionFailed, ConnectionLost
 from drivers.model import (
@@ -26,7 +25,12 @@ from drivers.remote import protocol as p
 from drivers.remote.calls import DomainCalls
 from drivers.version import VERSION
 
-_T = TypeVar("_T")
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any, TypeVar
+
+    _T = TypeVar("_T")
+
 TIMEOUT = 120.0  # long enough for a start or a destroy with its grace period
 
 
@@ -35,7 +39,7 @@ class SyncRemoteConnection:
 
     def __init__(self, path: str | os.PathLike[str], uri: str) -> None:
         self.uri = uri
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_STREAM)
         self._sock.settimeout(TIMEOUT)
         try:
             self._sock.connect(str(path))

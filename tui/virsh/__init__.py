@@ -18,11 +18,11 @@ __all__ = ["Shell", "run"]
 async def run(shell: Shell, words: Sequence[str]) -> int:
     """Run the command ``words`` (its name first) on ``shell``; returns the exit status."""
     from drivers.errors import VirtError
-    from tui.virsh.commands import COMMANDS
+    from tui.virsh.commands import find
     from tui.virsh.options import Args, UsageError, parse
 
     name, *rest = words
-    command = COMMANDS.get(name)
+    command = find(name)
     if command is None:
         shell.error(f"unknown command: '{name}'")
         return 1
@@ -32,7 +32,8 @@ async def run(shell: Shell, words: Sequence[str]) -> int:
         shell.error(str(err))
         return 1
     if args.help:
-        command = COMMANDS["help"]
+        command = find("help")
+        assert command is not None
         args = Args(command, {"command": name})
     try:
         ok = await command.handler(shell, args)

@@ -7,17 +7,14 @@ prints ``Domain '3' destroyed``) and the domain's own name where virsh does (``s
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Awaitable, Callable
 
 from drivers.errors import InvalidArgument, OperationFailed
 from drivers.model import DomainState, DomainSummary, state_words
+from drivers.records import record
 from tui.text import inert_xml
-from tui.virsh.console import CONSOLE, LOGS
-from tui.virsh.domstats import DOMSTATS
-from tui.virsh.event import EVENT
 from tui.virsh.formats import cpu_seconds, field, info_line, table
-from tui.virsh.guest import DOMIFADDR, SHUTDOWN
-from tui.virsh.migrate import DOMJOBABORT, DOMJOBINFO, MIGRATE
 from tui.virsh.options import (
     MAX_DEFINE_BYTES,
     Args,
@@ -29,7 +26,6 @@ from tui.virsh.options import (
     command_help,
     group_help,
 )
-from tui.virsh.screen import SCREENSHOT, SEND_KEY
 from tui.virsh.shell import Shell
 
 DOMAIN = Opt("domain", "string", "domain name, id or uuid", positional=True, required=True)
@@ -276,12 +272,13 @@ async def cmd_version(shell: Shell, args: Args) -> bool:
 async def cmd_help(shell: Shell, args: Args) -> bool:
     name = args.text("command")
     if name is None:
-        shell.print(all_help(GROUPS))
+        shell.print(all_help(groups()))
         return True
-    if name in COMMANDS:
-        shell.print(command_help(COMMANDS[name]))
+    command = find(name)
+    if command is not None:
+        shell.print(command_help(command))
         return True
-    for group in GROUPS:
+    for group in groups():
         if name in (group.name, group.keyword):
             shell.print(group_help(group))
             return True
@@ -293,6 +290,31 @@ async def cmd_help(shell: Shell, args: Args) -> bool:
 
 def _verb(name: str, summary: str, desc: str, handler: Handler) -> Command:
     return Command(name, summary, desc, (DOMAIN,), handler)
+
+
+@record
+class _Elsewhere:
+    """A verb defined in a module of its own (console, logs, domstats, event, migrate,
+    domjob*, domifaddr, shutdown, screenshot, send-key), loaded when it runs or help lists it: a one-shot ``list`` or ``start`` then
+    does without those modules (~1 ms of its start-up)."""
+
+    name: str
+    module: str
+    attr: str
+
+    def load(self) -> Command:
+        command = getattr(__import__(self.module, fromlist=[self.attr]), self.attr)
+        assert isinstance(command, Command) and command.name == self.name
+        return command
+
+
+@record
+class _Group:
+    """A help group as the table declares it, before its verbs are loaded."""
+
+    name: str
+    keyword: str
+    commands: tuple[Command | _Elsewhere, ...]
 
 
 LIST = Command(
@@ -317,11 +339,11 @@ LIST = Command(
     cmd_list,
 )
 
-DOMAIN_MANAGEMENT = Group(
+_DOMAIN_MANAGEMENT = _Group(
     "Domain Management",
     "domain",
     (
-        CONSOLE,
+        _Elsewhere("console", "tui.virsh.console", "CONSOLE"),
         Command(
             "define",
             "define (but don't start) a domain from an XML file",
@@ -338,7 +360,7 @@ DOMAIN_MANAGEMENT = Group(
             cmd_define,
         ),
         _verb("destroy", "destroy (stop) a domain", "Forcefully stop a given domain.", cmd_destroy),
-        DOMJOBABORT,
+        _Elsewhere("domjobabort", "tui.virsh.migrate", "DOMJOBABORT"),
         _verb("domid", "convert a domain name or UUID to domain id", "", cmd_domid),
         _verb("domname", "convert a domain id or UUID to domain name", "", cmd_domname),
         _verb("domuuid", "convert a domain name or id to domain UUID", "", cmd_domuuid),
@@ -349,7 +371,7 @@ DOMAIN_MANAGEMENT = Group(
             (DOMAIN, Opt("inactive", "bool", "show inactive defined XML")),
             cmd_dumpxml,
         ),
-        MIGRATE,
+        _Elsewhere("migrate", "tui.virsh.migrate", "MIGRATE"),
         _verb(
             "reboot", "reboot a domain", "Run a reboot command in the target domain.", cmd_reboot
         ),
@@ -357,9 +379,9 @@ DOMAIN_MANAGEMENT = Group(
             "reset", "reset a domain", "Reset the target domain as if by power button", cmd_reset
         ),
         _verb("resume", "resume a domain", "Resume a previously suspended domain.", cmd_resume),
-        SHUTDOWN,
-        SCREENSHOT,
-        SEND_KEY,
+        _Elsewhere("screenshot", "tui.virsh.screen", "SCREENSHOT"),
+        _Elsewhere("send-key", "tui.virsh.screen", "SEND_KEY"),
+        _Elsewhere("shutdown", "tui.virsh.guest", "SHUTDOWN"),
         Command(
             "start",
             "start a (previously defined) inactive domain",
@@ -391,9 +413,9 @@ DOMAIN_MANAGEMENT = Group(
     ),
 )
 
-GROUPS = (
-    DOMAIN_MANAGEMENT,
-    Group(
+_TABLE = (
+    _DOMAIN_MANAGEMENT,
+    _Group(
         "Domain Monitoring",
         "monitor",
         (
@@ -403,8 +425,8 @@ GROUPS = (
                 "Returns basic information about the domain.",
                 cmd_dominfo,
             ),
-            DOMIFADDR,
-            DOMJOBINFO,
+            _Elsewhere("domifaddr", "tui.virsh.guest", "DOMIFADDR"),
+            _Elsewhere("domjobinfo", "tui.virsh.migrate", "DOMJOBINFO"),
             Command(
                 "domstate",
                 "domain state",
@@ -412,13 +434,13 @@ GROUPS = (
                 (DOMAIN, Opt("reason", "bool", "also print reason for the state")),
                 cmd_domstate,
             ),
-            DOMSTATS,
+            _Elsewhere("domstats", "tui.virsh.domstats", "DOMSTATS"),
             LIST,
-            LOGS,
+            _Elsewhere("logs", "tui.virsh.console", "LOGS"),
         ),
     ),
-    Group("Domain Events", "events", (EVENT,)),
-    Group(
+    _Group("Domain Events", "events", (_Elsewhere("event", "tui.virsh.event", "EVENT"),)),
+    _Group(
         "Host and Hypervisor",
         "host",
         (
@@ -433,7 +455,7 @@ GROUPS = (
             ),
         ),
     ),
-    Group(
+    _Group(
         "virtdeck itself",
         "virtdeck",
         (
@@ -457,4 +479,23 @@ GROUPS = (
     ),
 )
 
-COMMANDS = {command.name: command for group in GROUPS for command in group.commands}
+_ENTRIES = {entry.name: entry for group in _TABLE for entry in group.commands}
+
+
+def find(name: str) -> Command | None:
+    """The verb ``name`` (its module loaded if it lives in one of its own), or None."""
+    entry = _ENTRIES.get(name)
+    return entry.load() if isinstance(entry, _Elsewhere) else entry
+
+
+@functools.cache
+def groups() -> tuple[Group, ...]:
+    """Every verb, in help's groups and order (loading every command module)."""
+    return tuple(
+        Group(
+            group.name,
+            group.keyword,
+            tuple(e.load() if isinstance(e, _Elsewhere) else e for e in group.commands),
+        )
+        for group in _TABLE
+    )

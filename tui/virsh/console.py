@@ -13,10 +13,7 @@ showed since the domain's boot, kept even when nobody was attached; every line i
 
 from __future__ import annotations
 
-import contextlib
-import math
 import os
-import re
 import sys
 import time
 from collections.abc import Callable
@@ -139,26 +136,33 @@ def _raw(fd: int) -> Callable[[], None]:
     tty.setraw(fd)
 
     def restore() -> None:
+        import contextlib
+
         with contextlib.suppress(termios.error):
             termios.tcsetattr(fd, termios.TCSADRAIN, saved)
 
     return restore
 
 
-_DURATION = re.compile(r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>s|m|h|d)$")
+_DURATION = r"^(?P<n>\d+(?:\.\d+)?)(?P<unit>s|m|h|d)$"
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def parse_since(text: str, now: float | None = None) -> float:
     """``--since``: a duration back from now (``90s``, ``10m``, ``2h``, ``1d``), a Unix time,
     or an ISO date and time (local time unless it says otherwise)."""
+    import re  # compiled on first use: the other one-shot commands never need it
+
     now = time.time() if now is None else now
-    match = _DURATION.match(text.strip())
+    match = re.match(_DURATION, text.strip())
     if match:
         return now - float(match["n"]) * _UNITS[match["unit"]]
-    with contextlib.suppress(ValueError):
+    try:
         value = float(text)
-        if math.isfinite(value):
+    except ValueError:
+        pass
+    else:
+        if value == value and abs(value) != float("inf"):  # not nan, not infinite
             return value
         raise InvalidArgument(f"--since '{text}' is not a time; write a duration or a date.")
     from datetime import datetime

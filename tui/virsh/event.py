@@ -8,21 +8,19 @@ lost ends it with an error.
 
 from __future__ import annotations
 
-import contextlib
-import re
-import signal
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from drivers.errors import ConnectionLost, InvalidArgument
 from drivers.model import ConnectionClosedEvent, DomainEvent
 from tui.virsh.formats import EVENT_NAMES, event_lines, timestamp
-from tui.virsh.options import Args, Command, Opt
+from tui.virsh.options import Args, Command, Opt, is_uint
 from tui.virsh.shell import Shell
 
-# at most 20 digits (an unsigned long, as virsh reads it): int() refuses 4300 and more
-_UINT = re.compile(r"\s*\+?[0-9]{1,20}")
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
+if TYPE_CHECKING:
+    from typing import Any
+
 _MAX_TIMEOUT = 2**31 // 1000  # virsh keeps the timeout in an int of milliseconds
 
 
@@ -30,7 +28,7 @@ def _timeout(args: Args) -> int | None:
     text = args.text("timeout")
     if text is None:
         return None
-    seconds = int(text) if _UINT.fullmatch(text) else 0
+    seconds = int(text) if is_uint(text) else 0
     if not 0 < seconds <= _MAX_TIMEOUT:
         raise InvalidArgument(
             f"Numeric value '{text}' for <timeout> option is malformed or out of range"
@@ -122,6 +120,8 @@ async def _consume_blocking(
     end: Callable[[str], None],
 ) -> None:
     """On the blocking client: a signal interrupts the read, the deadline bounds it."""
+    import signal  # here: loading it (its enums) costs every other one-shot command
+
     if timeout is not None:
         stream.deadline = time.monotonic() + timeout
     previous = {s: signal.signal(s, _interrupt) for s in (signal.SIGINT, signal.SIGTERM)}
@@ -144,6 +144,8 @@ async def _consume_async(
     end: Callable[[str], None],
 ) -> None:
     import asyncio
+    import contextlib
+    import signal
 
     loop = asyncio.get_running_loop()
     signals = []

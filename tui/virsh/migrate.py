@@ -7,15 +7,11 @@ migration. As in virsh, a migration without ``--live`` pauses the guest for the 
 
 from __future__ import annotations
 
-import re
-
 from drivers.errors import InvalidArgument, OperationFailed
 from drivers.model import JobInfo
-from tui.virsh.options import MAX_DEFINE_BYTES, Args, Command, Opt
+from tui.virsh.options import MAX_DEFINE_BYTES, Args, Command, Opt, is_uint
 from tui.virsh.shell import Shell
 
-# at most 20 digits (an unsigned long, as virsh reads it): int() refuses 4300 and more
-_UINT = re.compile(r"\s*\+?[0-9]{1,20}")
 _MIB = 1 << 20
 
 
@@ -23,7 +19,7 @@ def _number(args: Args, name: str) -> int | None:
     text = args.text(name)
     if text is None:
         return None
-    if not _UINT.fullmatch(text) or int(text) <= 0:
+    if not is_uint(text) or int(text) <= 0:
         raise InvalidArgument(
             f"Numeric value '{text}' for <{name}> option is malformed or out of range"
         )

@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
-import re
 import sys
-from typing import TYPE_CHECKING, TextIO
 
 from drivers.errors import NoSuchDomain
 from tui.text import inert
+from tui.virsh.options import is_uint
 
+TYPE_CHECKING = False  # not typing's: see drivers/records.py (one-shot CLI start-up)
 if TYPE_CHECKING:
+    from typing import TextIO
+
     from drivers.api import Connection, Domain
     from drivers.model import DomainSummary
 
-_ID = re.compile(r"\s*\+?[0-9]+")
 _UUID_LENGTH = 36
 
 
@@ -80,7 +81,7 @@ class Shell:
     ) -> Domain:
         """The domain ``ref`` names, trying it as an id, a UUID and a name in virsh's order."""
         conn = await self.connection()
-        if by_id and _ID.fullmatch(ref) and len(ref) < 20:  # longer: no id, maybe a name
+        if by_id and is_uint(ref):
             wanted = int(ref)
             for summary in await conn.list_summaries():
                 if summary.id == wanted:
