@@ -20,11 +20,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tui.cli import main
-from tui.virsh.commands import COMMANDS
+from tui.virsh.commands import groups
 
 EXAMPLES = 1500
 BOUND = 20.0
 SKIP = {"console"}  # interactive: it reads the terminal until the user leaves
+COMMANDS = {c.name: c for group in groups() for c in group.commands}
 NAMES = sorted(set(COMMANDS) - SKIP)
 ALL_OPTS = sorted({f"--{o.name}" for c in COMMANDS.values() for o in c.opts} - {"--follow"})
 VALUES = [

@@ -295,8 +295,9 @@ def _verb(name: str, summary: str, desc: str, handler: Handler) -> Command:
 @record
 class _Elsewhere:
     """A verb defined in a module of its own (console, logs, domstats, event, migrate,
-    domjob*, domifaddr, shutdown, screenshot, send-key), loaded when it runs or help lists it: a one-shot ``list`` or ``start`` then
-    does without those modules (~1 ms of its start-up)."""
+    domjob*, domifaddr, shutdown, screenshot, send-key), loaded when it runs or help lists
+    it: a one-shot ``list`` or ``start`` then does without those modules (~1 ms of its
+    start-up)."""
 
     name: str
     module: str
