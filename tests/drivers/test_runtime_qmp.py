@@ -99,7 +99,7 @@ class PeerHost:
     def persist(self, rt: DomainRuntime) -> None:
         pass
 
-    def settle(self, rt: DomainRuntime) -> None:
+    async def settle(self, rt: DomainRuntime) -> None:
         pass
 
     def publish(self, event: DomainEvent) -> None:
