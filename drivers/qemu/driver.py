@@ -325,6 +325,11 @@ class QemuRegistry(DomainRegistry):
         # Encoding happens in the writer thread, off the event path.
         self.writer.submit(path, lambda: json.dumps(status, indent=1))
 
+    async def settle(self, rt: DomainRuntime) -> None:
+        # A few milliseconds (one fsync), once per start or destroy, not per event.
+        if not await asyncio.to_thread(self.writer.flush, 5.0):
+            log.warning("domain %s: its status file was not written in time", rt.name)
+
     def stopped(self, rt: DomainRuntime) -> None:
         self._launching.pop(rt.uuid, None)
         shutil.rmtree(self._run_dir(rt.name), ignore_errors=True)

@@ -33,6 +33,7 @@ class QemuProcess:
         self._popen = popen
         self._pidfd: int | None = None
         self._waiters: set[asyncio.Future[None]] = set()
+        self._watching = False
         with contextlib.suppress(OSError):
             self._pidfd = os.pidfd_open(pid)
 
@@ -105,24 +106,36 @@ class QemuProcess:
         deadline = loop.time() + timeout
         if self._pidfd is not None and self.alive():
             ready: asyncio.Future[None] = loop.create_future()
-            fd = self._pidfd
-
-            def _readable() -> None:
-                if not ready.done():
-                    ready.set_result(None)
-
-            loop.add_reader(fd, _readable)
             self._waiters.add(ready)
+            # One reader per pidfd, whoever waits: a second add_reader would replace the
+            # first waiter's, and a reader left on a closed pidfd would hit whatever
+            # socket reuses its number next.
+            if not self._watching:
+                loop.add_reader(self._pidfd, self._exited)
+                self._watching = True
             try:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(asyncio.shield(ready), timeout)
             finally:
                 self._waiters.discard(ready)
-                with contextlib.suppress(ValueError, OSError):
-                    loop.remove_reader(fd)
+                if not self._waiters:
+                    self._unwatch()
         while self.alive() and loop.time() < deadline:
             await asyncio.sleep(0.01)
         return not self.alive()
+
+    def _exited(self) -> None:
+        # A pidfd stays readable once the process has exited: stop watching at once.
+        self._unwatch()
+        for waiter in self._waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    def _unwatch(self) -> None:
+        if self._watching and self._pidfd is not None:
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                asyncio.get_running_loop().remove_reader(self._pidfd)
+        self._watching = False
 
     async def terminate(self, grace: float = 5.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; returns once it is gone."""
@@ -141,8 +154,7 @@ class QemuProcess:
             if not waiter.done():
                 waiter.set_result(None)
         if self._pidfd is not None:
-            with contextlib.suppress(ValueError, OSError, RuntimeError):
-                asyncio.get_running_loop().remove_reader(self._pidfd)
+            self._unwatch()
             with contextlib.suppress(OSError):
                 os.close(self._pidfd)
             self._pidfd = None

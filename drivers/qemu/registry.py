@@ -105,6 +105,9 @@ class DomainRegistry(abc.ABC):
     def persist(self, rt: DomainRuntime) -> None:  # noqa: B027 - optional hook
         """Write runtime status; in-memory drivers keep nothing."""
 
+    async def settle(self, rt: DomainRuntime) -> None:  # noqa: B027 - optional hook
+        """Make the status written so far durable; in-memory drivers keep nothing."""
+
     def dump_path(self, rt: DomainRuntime) -> str | None:
         return None
 

@@ -95,6 +95,11 @@ class Host(Protocol):
     def persist(self, rt: DomainRuntime) -> None:
         """Write the runtime status (called after every change)."""
 
+    async def settle(self, rt: DomainRuntime) -> None:
+        """Make what :meth:`persist` has written so far durable, before an API call that
+        changed the domain returns (a daemon killed right after its reply must find the
+        outcome, not the state before it)."""
+
     def publish(self, event: DomainEvent) -> None: ...
 
     def stopped(self, rt: DomainRuntime) -> None:
@@ -363,6 +368,7 @@ class DomainRuntime:
                         )
                 self.started_wall = time.time()
                 self.feed(Trigger.STARTED, {"paused": paused})
+                await self.host.settle(self)
             except BaseException:
                 await self._abort_launch()
                 raise
@@ -456,6 +462,7 @@ class DomainRuntime:
                 await backend.wait_gone(5.0)
         async with self.jobs.job("destroy", wait=EVENT_WAIT + DESTROY_GRACE):
             await self._finish_stop(ShutoffReason.DESTROYED)
+            await self.host.settle(self)
 
     async def _finish_stop(self, reason: ShutoffReason) -> None:
         if not self.active:

@@ -123,7 +123,10 @@ async def read_frame(reader: ByteReader, max_frame: int = MAX_FRAME) -> Frame:
 
 
 def encode_message(message: dict[str, Any]) -> bytes:
-    payload = json.dumps(message, separators=(",", ":"), ensure_ascii=False).encode()
+    # A lone surrogate (a name a peer sent as "\ud800") cannot be UTF-8: it goes as the
+    # JSON escape it came as, which reads back as the same string.
+    text = json.dumps(message, separators=(",", ":"), ensure_ascii=False)
+    payload = text.encode("utf-8", "backslashreplace")
     if len(payload) + 1 > MAX_FRAME:
         raise ProtocolError(f"A message of {len(payload)} bytes is larger than a frame may be.")
     return _header(len(payload) + 1, JSON) + payload

@@ -735,18 +735,28 @@ class Server:
 
     async def listen_unix(self, path: Path, mode: int = 0o600, group: str | None = None) -> None:
         """Listen on ``path``: created with ``mode`` from the start, never wider."""
+        # Bound and listening under a temporary name, then renamed into place: the socket
+        # appears only once it accepts (a client that finds the file is never refused).
+        staging = path.with_name(f".vd{os.getpid()}.sock")  # short: sun_path is 107 bytes
         with contextlib.suppress(FileNotFoundError):
-            path.unlink()
+            staging.unlink()
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o777 & ~mode)
         try:
-            server = await asyncio.start_unix_server(
-                lambda r, w: self.handle(r, w, "unix"), path=str(path), limit=p.MAX_FRAME
-            )
+            sock.bind(str(staging))
+            sock.listen(100)
+        except OSError:
+            sock.close()
+            raise
         finally:
             os.umask(old)
-        os.chmod(path, mode)
+        os.chmod(staging, mode)
         if group is not None:
-            os.chown(path, -1, grp.getgrnam(group).gr_gid)
+            os.chown(staging, -1, grp.getgrnam(group).gr_gid)
+        os.replace(staging, path)
+        server = await asyncio.start_unix_server(
+            lambda r, w: self.handle(r, w, "unix"), sock=sock, limit=p.MAX_FRAME
+        )
         self._servers.append(server)
 
     async def close(self, reason: str) -> None:

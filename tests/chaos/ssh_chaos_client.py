@@ -48,6 +48,7 @@ class Client:
         self.ready = asyncio.Event()
         self.resync_at = 0.0
         self.made = 0
+        self.stopping = False
 
     def _uuid(self) -> str:
         return str(uuid.UUID(int=self.rng.getrandbits(128)))
@@ -118,7 +119,7 @@ class Client:
         emit("op", op=op, domain=name, result="ok")
 
     async def work(self) -> None:
-        while True:
+        while not self.stopping:
             await self.ready.wait()
             wait = self.resync_at + QUIET - time.monotonic()
             if wait > 0:
@@ -142,6 +143,11 @@ async def main(uri: str, prefix: str, domains: int, seed: int) -> int:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while (line := await reader.readline()) and line.strip() != b"stop":
         pass
+    # Let the operation in flight finish: cancelling it here would not stop the host from
+    # performing it, and the final list below must come after it.
+    client.stopping = True
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(worker), 40)
     worker.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await worker

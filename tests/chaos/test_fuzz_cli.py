@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from tui.cli import main
 from tui.virsh.commands import groups
 
-EXAMPLES = 1500
+EXAMPLES = 1000
 BOUND = 20.0
 SKIP = {"console"}  # interactive: it reads the terminal until the user leaves
 COMMANDS = {c.name: c for group in groups() for c in group.commands}

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from tui.config import ConfigError, dump_config, load_config, parse_config
 
-EXAMPLES = 1500
+EXAMPLES = 800
 SETTINGS = settings(
     deadline=None,
     database=None,

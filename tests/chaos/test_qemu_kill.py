@@ -29,6 +29,7 @@ pytestmark = pytest.mark.qemu
 
 BOUND = 20.0
 MID_START_ROUNDS = 12
+REBOOT_ROUNDS = 2
 
 
 async def kill_when_up(u: str, delay: float) -> int | None:
@@ -137,7 +138,7 @@ async def test_kill_mid_fake_reboot(conn: Connection, short_tmp: Path) -> None:
     dom = await conn.define_xml(guest_xml("g", image, serial, uuid=u))
     recorder = EventRecorder(conn)
     try:
-        for _ in range(3):
+        for _ in range(REBOOT_ROUNDS):
             await bounded("start", dom.start(), BOUND)
             async with await SerialConsole.connect(serial) as console:
                 await console.wait_for(READY_RE, timeout=60)

@@ -99,6 +99,9 @@ class PeerHost:
     def persist(self, rt: DomainRuntime) -> None:
         pass
 
+    async def settle(self, rt: DomainRuntime) -> None:
+        pass
+
     def publish(self, event: DomainEvent) -> None:
         self.events.append(event)
 

@@ -122,7 +122,9 @@ def spawn_daemon(
         stderr=subprocess.PIPE,
     )
     deadline = time.monotonic() + 20
-    while not socket.exists():
+    # The socket file exists from bind() on, a moment before listen(): wait until it
+    # accepts (a busy machine makes that moment long enough to connect into).
+    while not _accepts(socket):
         if proc.poll() is not None or time.monotonic() > deadline:
             proc.kill()
             raise AssertionError(
@@ -130,3 +132,14 @@ def spawn_daemon(
             )
         time.sleep(0.01)
     return proc
+
+
+def _accepts(path: Path) -> bool:
+    import socket as sockets
+
+    with sockets.socket(sockets.AF_UNIX, sockets.SOCK_STREAM) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
