@@ -584,9 +584,7 @@ async def prepare(
                     tunnel.unlink(missing_ok=True)
                     await backend.execute("migrate-incoming", {"uri": f"unix:{tunnel}"})
                 else:
-                    port = ports.take()
-                    taken.append(port)
-                    await backend.execute("migrate-incoming", {"uri": f"tcp:0.0.0.0:{port}"})
+                    port = await _listen(backend, ports, taken)
             except BaseException:
                 await rt._abort_launch()
                 raise
@@ -605,6 +603,23 @@ async def prepare(
         name=rt.name, uuid=rt.uuid, port=port, nbd_port=nbd_port, nbd_disks=tuple(exported)
     )
     return result, incoming
+
+
+async def _listen(backend: Backend, ports: PortAllocator, taken: list[int]) -> int:
+    """``migrate-incoming`` on a free port of the range. Another process (a second daemon
+    on this host) can bind the port between our probe and QEMU's bind: then the next one.
+    Ports tried stay in ``taken`` and are given back with the others."""
+    for attempt in range(8):
+        port = ports.take()
+        taken.append(port)
+        try:
+            await backend.execute("migrate-incoming", {"uri": f"tcp:0.0.0.0:{port}"})
+        except HypervisorError as err:
+            if "in use" not in str(err) or attempt == 7:
+                raise
+            continue
+        return port
+    raise AssertionError("unreachable")
 
 
 def _disk_problems(

@@ -7,6 +7,7 @@ same code the daemons run, and the states and events match libvirt's (rows 36-42
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -101,6 +102,38 @@ async def test_unreachable_destination_leaves_the_source_running(
         await dom.migrate(dst, migrate_uri="tcp:[::1]")
     assert await state_of(src, "mig2") in ("running (booted)", "running (migration canceled)")
     assert [d.name for d in await dst.list_domains()] == []
+
+
+async def test_a_port_taken_behind_the_allocators_back_is_skipped(
+    hosts: tuple[Connection, Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Another process (a second daemon on this host) binds the port the allocator found
+    # free before the destination's QEMU does: Prepare moves on to the next port.
+    from drivers.qemu.migration import PortAllocator
+
+    src, dst = hosts
+    real_take = PortAllocator.take
+    held: list[socket.socket] = []
+
+    def take(self: PortAllocator) -> int:
+        port = real_take(self)
+        if not held:
+            blocker = socket.socket()
+            blocker.bind(("0.0.0.0", port))
+            blocker.listen()
+            held.append(blocker)
+        return port
+
+    monkeypatch.setattr(PortAllocator, "take", take)
+    try:
+        dom = await src.define_xml(diskless_xml("mig5"))
+        await dom.start()
+        moved = await dom.migrate(dst)
+        assert held and await state_of(dst, "mig5") == "running (migrated)"
+        await moved.destroy()
+    finally:
+        for blocker in held:
+            blocker.close()
 
 
 async def test_same_host_is_refused(hosts: tuple[Connection, Connection]) -> None:
