@@ -119,6 +119,8 @@ async def test_a_port_taken_behind_the_allocators_back_is_skipped(
         port = real_take(self)
         if not held:
             blocker = socket.socket()
+            # as the allocator's probe: a port in TIME_WAIT from an earlier test is free
+            blocker.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             blocker.bind(("0.0.0.0", port))
             blocker.listen()
             held.append(blocker)
