@@ -19,7 +19,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -247,43 +247,10 @@ class LibvirtDomain(Domain):
 
     # --- migration: libvirt's own, to another libvirt host ----------------------------------
 
-    async def migrate(
-        self,
-        dest: Connection,
-        *,
-        live: bool = True,
-        persistent: bool = True,
-        undefine_source: bool = False,
-        copy_storage: str | None = None,
-        bandwidth_mib: int | None = None,
-        max_downtime_ms: int | None = None,
-        migrate_uri: str | None = None,
-        tunnelled: bool = False,
-        offline: bool = False,
-        paused: bool = False,
-        xml: str | None = None,
-        timeout_s: float | None = None,
-        progress: Callable[[JobInfo], None] | None = None,
-    ) -> Domain:
+    def _migrator(self) -> Callable[..., Awaitable[Domain]]:
         from drivers.libvirt.migration import migrate
 
-        return await migrate(
-            self,
-            dest,
-            live=live,
-            persistent=persistent,
-            undefine_source=undefine_source,
-            copy_storage=copy_storage,
-            bandwidth_mib=bandwidth_mib,
-            max_downtime_ms=max_downtime_ms,
-            migrate_uri=migrate_uri,
-            tunnelled=tunnelled,
-            offline=offline,
-            paused=paused,
-            xml=xml,
-            timeout_s=timeout_s,
-            progress=progress,
-        )
+        return migrate
 
     async def job_info(self) -> JobInfo:
         from drivers.libvirt.migration import job_info
