@@ -12,8 +12,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Sequence
 
-from drivers.api import Domain
-from drivers.errors import VirtError
+from drivers.api import Connection, Domain
+from drivers.errors import NotSupported, VirtError
 from drivers.model import InterfaceAddresses
 
 #: Seconds between two rounds of a host's running domains.
@@ -40,14 +40,44 @@ def pick_address(found: Sequence[InterfaceAddresses]) -> str:
     return best6
 
 
-async def domain_address(dom: Domain) -> str:
-    """Ask the sources in order; '' when none knows an address."""
+async def domain_address(dom: Domain, never: set[str] | None = None) -> str:
+    """Ask the sources in order; '' when none knows an address. A source that says it can
+    never answer for this domain (NotSupported: only user-mode NICs, a driver without
+    addresses) is added to ``never`` and skipped while the set is kept."""
     for source in SOURCES:
+        if never is not None and source in never:
+            continue
         try:
             found = await dom.interface_addresses(source)
+        except NotSupported:
+            if never is not None:
+                never.add(source)
+            continue
         except VirtError:
             continue
         address = pick_address(found)
         if address:
             return address
     return ""
+
+
+class AddressRounds:
+    """What one host's rounds keep between them: each running domain's handle and the
+    sources that cannot answer for it, so that a round costs one call per domain and
+    source that can answer, not a lookup and three calls. A domain that stops is
+    forgotten: it may come back with other NICs or another agent."""
+
+    def __init__(self) -> None:
+        self._handles: dict[str, Domain] = {}
+        self._never: dict[str, set[str]] = {}
+
+    async def address(self, conn: Connection, uuid: str) -> str:
+        dom = self._handles.get(uuid)
+        if dom is None:
+            dom = self._handles[uuid] = await conn.lookup_by_uuid(uuid)
+        return await domain_address(dom, self._never.setdefault(uuid, set()))
+
+    def keep_only(self, running: set[str]) -> None:
+        for table in (self._handles, self._never):
+            for uuid in [u for u in table if u not in running]:
+                del table[uuid]

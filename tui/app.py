@@ -38,7 +38,7 @@ from drivers.records import replace
 from themes import BUILTIN_THEMES, DEFAULT_THEME, HOST_VARIABLES, load_user_themes
 from tui.actions import ActionReport, Plan
 from tui.adapter import bounded, open_connection, read_infos, undefine_with_images
-from tui.addresses import ADDRESS_INTERVAL, domain_address
+from tui.addresses import ADDRESS_INTERVAL, AddressRounds
 from tui.config import (
     Config,
     ConfigError,
@@ -528,20 +528,22 @@ class VirtdeckApp(App[None]):
         """One round over the host's running domains, one call at a time (no task per
         domain), every ADDRESS_INTERVAL seconds or when woken."""
         wake = self._address_wake.setdefault(host, asyncio.Event())
+        rounds = AddressRounds()
         while True:
             link = self._current(host, generation)
             if link is None or link.link.conn is not conn:
                 return
             wake.clear()
             found: dict[str, str] = {}
-            for row in [r for r in self.store.rows.values() if r.host == host]:
-                if not row.state.is_active:
-                    continue
+            running = {
+                r.uuid for r in self.store.rows.values() if r.host == host and r.state.is_active
+            }
+            rounds.keep_only(running)
+            for uuid in running:
                 try:
-                    dom = await conn.lookup_by_uuid(row.uuid)
+                    found[uuid] = await rounds.address(conn, uuid)
                 except VirtError:
                     continue
-                found[row.uuid] = await domain_address(dom)
             self.post_message(AddressesFound(host, generation, found))
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), ADDRESS_INTERVAL)

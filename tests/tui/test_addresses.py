@@ -12,9 +12,10 @@ import time
 from pathlib import Path
 
 import drivers
+from drivers.errors import AgentUnavailable, NotSupported
 from drivers.model import InterfaceAddresses, IPAddress
 from tests.tui.helpers import SIZE, build, find, loaded, select, table, until
-from tui.addresses import ADDRESS_INTERVAL, pick_address
+from tui.addresses import ADDRESS_INTERVAL, AddressRounds, pick_address
 from tui.screens.details import DetailsScreen
 
 
@@ -78,3 +79,41 @@ def test_pick_address_prefers_a_routable_ipv4() -> None:
     assert pick_address([lo, eth]) == "10.0.2.15"
     assert pick_address([lo, InterfaceAddresses("e", None, eth.addresses[:2])]) == "2001:db8::5"
     assert pick_address([lo]) == ""
+
+
+class _CountingDomain:
+    """A domain that knows no host-side addresses (only user-mode NICs) and no agent."""
+
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    async def interface_addresses(self, source: str) -> list[InterfaceAddresses]:
+        self.calls.append(source)
+        if source == "agent":
+            raise AgentUnavailable("The guest agent is not connected in domain 'x'.")
+        raise NotSupported("only user-mode network interfaces")
+
+
+class _CountingConnection:
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    async def lookup_by_uuid(self, uuid: str) -> _CountingDomain:
+        self.calls.append("lookup")
+        return _CountingDomain(self.calls)
+
+
+async def test_rounds_skip_what_cannot_answer_until_the_domain_stops() -> None:
+    conn = _CountingConnection()
+    rounds = AddressRounds()
+    for _ in range(3):
+        rounds.keep_only({"u1"})
+        assert await rounds.address(conn, "u1") == ""  # type: ignore[arg-type]
+    # the first round looks the domain up and asks all three sources; later rounds ask
+    # only the agent (it may still start), never the lease files or ARP table again
+    assert conn.calls == ["lookup", "agent", "lease", "arp", "agent", "agent"]
+    rounds.keep_only(set())  # it stopped: when it runs again, everything is asked again
+    rounds.keep_only({"u1"})
+    conn.calls.clear()
+    await rounds.address(conn, "u1")  # type: ignore[arg-type]
+    assert conn.calls == ["lookup", "agent", "lease", "arp"]
